@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine: installs what the tests need (PostgreSQL from Debian when missing,
+# the Python dependencies in .venv), then lint, type-check and pytest. The tests start their own PostgreSQL cluster,
+# S3-compatible server (moto) and HTTP servers on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "PostgreSQL (initdb) is missing: install Debian's postgresql package" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c 'import flyteconnect, grpc, psycopg, httpx, s3fs, moto' # fail early when an install step failed
+
+.venv/bin/ruff check src tests benchmarks tools
+.venv/bin/mypy
+exec .venv/bin/pytest -q "$@"

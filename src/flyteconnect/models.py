@@ -1,0 +1,272 @@
+"""Light, read-only views of the protos handed to connectors.
+
+They carry the attribute names of flytekit's models (``flytekit.models.task.TaskTemplate`` and friends) so ported
+connectors read them unchanged, but they are built lazily from the proto: GetTask pays only for what a connector
+actually touches. Nested messages without a flytekit-specific shape (``container``, ``sql``, ``metadata``, ``id``,
+``security_context``) are returned as the protos themselves, whose field names match flytekit's models.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flyteidl.admin import agent_pb2
+from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+__all__ = ["LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"]
+
+
+def _as_v1(pb: Message, cls: type[Message]) -> Any:
+    """Return ``pb`` as the Flyte 1 message ``cls``; a wire-compatible message of another package is re-parsed."""
+    if isinstance(pb, cls):
+        return pb
+    out = cls()
+    out.ParseFromString(pb.SerializeToString())
+    return out
+
+
+class LiteralMap:
+    """Named Flyte literals (a task's inputs or outputs), like flytekit's ``models.literals.LiteralMap``.
+
+    ``literals`` maps names to ``flyteidl.core.Literal`` protos; ``to_python()`` converts them to Python values.
+    Always truthy, as flytekit's model is, so ``if inputs:`` behaves the same after a port.
+    """
+
+    __slots__ = ("_pb",)
+
+    def __init__(self, literals: Mapping[str, literals_pb2.Literal] | None = None) -> None:
+        self._pb = literals_pb2.LiteralMap(literals=dict(literals or {}))
+
+    @classmethod
+    def from_flyte_idl(cls, pb: Any) -> LiteralMap:
+        """Wrap a ``flyteidl.core.LiteralMap`` (no copy), or convert a Flyte 2 ``Inputs``/``Outputs`` message."""
+        self = cls.__new__(cls)
+        full_name = pb.DESCRIPTOR.full_name
+        if full_name == "flyteidl.core.LiteralMap":
+            self._pb = pb
+        elif full_name.startswith("flyteidl2."):
+            # Flyte 2 carries a list of NamedLiteral {name, value}; the literal itself is wire-compatible.
+            self._pb = literals_pb2.LiteralMap()
+            for named in pb.literals:
+                self._pb.literals[named.name].ParseFromString(named.value.SerializeToString())
+        else:
+            self._pb = _as_v1(pb, literals_pb2.LiteralMap)
+        return self
+
+    def to_flyte_idl(self) -> literals_pb2.LiteralMap:
+        """The ``flyteidl.core.LiteralMap`` proto."""
+        return self._pb
+
+    @property
+    def literals(self) -> Mapping[str, literals_pb2.Literal]:
+        """Name → ``flyteidl.core.Literal`` proto."""
+        return self._pb.literals  # type: ignore[no-any-return]
+
+    def to_python(self, type_hints: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Convert to Python values, by the given types or, without them, inferred from the literals."""
+        from flyteconnect.literals import literal_map_to_python
+
+        return literal_map_to_python(self._pb, type_hints)
+
+    def to_json(self) -> str:
+        """The proto as JSON text."""
+        return json_format.MessageToJson(self._pb)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LiteralMap):
+            return bool(self._pb == other._pb)
+        if isinstance(other, literals_pb2.LiteralMap):
+            return bool(self._pb == other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LiteralMap({sorted(self._pb.literals)})"
+
+
+class TypedInterface:
+    """A task's declared inputs and outputs: name → ``flyteidl.core.Variable`` proto, like flytekit's model."""
+
+    __slots__ = ("_pb", "inputs", "outputs")
+
+    def __init__(self, pb: interface_pb2.TypedInterface) -> None:
+        self._pb = pb
+        self.inputs: dict[str, interface_pb2.Variable] = dict(pb.inputs.variables)
+        self.outputs: dict[str, interface_pb2.Variable] = dict(pb.outputs.variables)
+
+    def to_flyte_idl(self) -> interface_pb2.TypedInterface:
+        """The proto."""
+        return self._pb
+
+    def __repr__(self) -> str:
+        return f"TypedInterface(inputs={sorted(self.inputs)}, outputs={sorted(self.outputs)})"
+
+
+class TaskTemplate:
+    """The task definition Propeller sends with CreateTask, as flytekit's ``models.task.TaskTemplate`` presents it.
+
+    ``custom`` is a dict (numbers are floats, as in flytekit), ``config`` a dict of strings; ``container``, ``sql``
+    and ``security_context`` are None when unset. Parsed lazily, once.
+    """
+
+    __slots__ = ("__dict__", "_pb")
+
+    def __init__(self, pb: tasks_pb2.TaskTemplate) -> None:
+        self._pb = pb
+
+    @classmethod
+    def from_flyte_idl(cls, pb: Any) -> TaskTemplate:
+        """Wrap a ``flyteidl.core.TaskTemplate`` (a Flyte 2 one is converted; the messages are wire-compatible)."""
+        return cls(_as_v1(pb, tasks_pb2.TaskTemplate))
+
+    def to_flyte_idl(self) -> tasks_pb2.TaskTemplate:
+        """The proto."""
+        return self._pb
+
+    @property
+    def id(self) -> Any:
+        """The task's ``flyteidl.core.Identifier`` (project, domain, name, version)."""
+        return self._pb.id
+
+    @property
+    def type(self) -> str:
+        """The task type name (the connector's ``task_type_name``)."""
+        return self._pb.type  # type: ignore[no-any-return]
+
+    @property
+    def task_type_version(self) -> int:
+        """The task type version."""
+        return self._pb.task_type_version  # type: ignore[no-any-return]
+
+    @property
+    def metadata(self) -> Any:
+        """The ``flyteidl.core.TaskMetadata`` proto (timeout, retries, ...)."""
+        return self._pb.metadata
+
+    @functools.cached_property
+    def custom(self) -> dict[str, Any]:
+        """The task's custom Struct as a dict (``MessageToDict``: every number is a float, as in flytekit)."""
+        return json_format.MessageToDict(self._pb.custom) if self._pb.HasField("custom") else {}
+
+    @functools.cached_property
+    def interface(self) -> TypedInterface:
+        """Declared inputs and outputs."""
+        return TypedInterface(self._pb.interface)
+
+    @property
+    def container(self) -> Any:
+        """The ``flyteidl.core.Container`` proto, or None."""
+        return self._pb.container if self._pb.HasField("container") else None
+
+    @property
+    def sql(self) -> Any:
+        """The ``flyteidl.core.Sql`` proto (``statement``, ``dialect``), or None."""
+        return self._pb.sql if self._pb.HasField("sql") else None
+
+    @property
+    def k8s_pod(self) -> Any:
+        """The ``flyteidl.core.K8sPod`` proto, or None."""
+        return self._pb.k8s_pod if self._pb.HasField("k8s_pod") else None
+
+    @property
+    def security_context(self) -> Any:
+        """The ``flyteidl.core.SecurityContext`` proto, or None when empty."""
+        sc = self._pb.security_context
+        return sc if self._pb.HasField("security_context") and sc.ByteSize() else None
+
+    @property
+    def extended_resources(self) -> Any:
+        """The ``flyteidl.core.ExtendedResources`` proto, or None."""
+        return self._pb.extended_resources if self._pb.HasField("extended_resources") else None
+
+    @functools.cached_property
+    def config(self) -> dict[str, str]:
+        """The template's string config map as a dict."""
+        return dict(self._pb.config)
+
+    def __repr__(self) -> str:
+        return f"TaskTemplate(type={self.type!r}, version={self.task_type_version}, name={self.id.name!r})"
+
+
+class TaskExecutionMetadata:
+    """Who and what is running: Propeller's ``TaskExecutionMetadata``, with flytekit's attribute names.
+
+    Unlike flytekit, the fields flytekit drops (``max_attempts``, ``interruptible``...) stay readable.
+    """
+
+    __slots__ = ("__dict__", "_pb")
+
+    def __init__(self, pb: agent_pb2.TaskExecutionMetadata) -> None:
+        self._pb = pb
+
+    @classmethod
+    def from_flyte_idl(cls, pb: Any) -> TaskExecutionMetadata:
+        """Wrap the Flyte 1 proto (a Flyte 2 one is converted)."""
+        return cls(_as_v1(pb, agent_pb2.TaskExecutionMetadata))
+
+    def to_flyte_idl(self) -> agent_pb2.TaskExecutionMetadata:
+        """The proto."""
+        return self._pb
+
+    @property
+    def task_execution_id(self) -> Any:
+        """The ``flyteidl.core.TaskExecutionIdentifier``: a stable key for idempotent creates."""
+        return self._pb.task_execution_id
+
+    @property
+    def namespace(self) -> str:
+        """Kubernetes namespace of the execution."""
+        return self._pb.namespace  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def labels(self) -> dict[str, str]:
+        """Labels of the execution."""
+        return dict(self._pb.labels)
+
+    @functools.cached_property
+    def annotations(self) -> dict[str, str]:
+        """Annotations of the execution."""
+        return dict(self._pb.annotations)
+
+    @property
+    def k8s_service_account(self) -> str:
+        """Service account the task runs as."""
+        return self._pb.k8s_service_account  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def environment_variables(self) -> dict[str, str]:
+        """Environment variables of the execution."""
+        return dict(self._pb.environment_variables)
+
+    @property
+    def identity(self) -> Any:
+        """The ``flyteidl.core.Identity`` the task runs as."""
+        return self._pb.identity
+
+    @property
+    def max_attempts(self) -> int:
+        """Retry budget of the task (0 when Propeller does not set it)."""
+        return self._pb.max_attempts  # type: ignore[no-any-return]
+
+    @property
+    def interruptible(self) -> bool:
+        """Whether the task may run on interruptible capacity."""
+        return self._pb.interruptible  # type: ignore[no-any-return]
+
+    def idempotency_key(self) -> str:
+        """A stable string for this task attempt: use it to make ``create`` idempotent across Propeller retries."""
+        tid = self._pb.task_execution_id
+        node = tid.node_execution_id
+        wf = node.execution_id
+        return json.dumps(
+            [wf.project, wf.domain, wf.name, node.node_id, tid.task_id.name, tid.retry_attempt], separators=(",", ":")
+        )
+
+    def __repr__(self) -> str:
+        return f"TaskExecutionMetadata(namespace={self.namespace!r})"
