@@ -37,7 +37,7 @@ AsyncAgentBase = AsyncConnectorBase
 SyncAgentBase = SyncConnectorBase
 AgentRegistry = ConnectorRegistry
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by topic, not sorted
     # connectors
     "AsyncConnectorBase",
     "ConnectorBase",

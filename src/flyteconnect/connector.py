@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar, Union
 
 from flyteidl.admin import agent_pb2
-from flyteidl.core import execution_pb2
 from google.protobuf import struct_pb2
 
 from flyteconnect.errors import ResourceMetaError
@@ -129,7 +128,7 @@ class ResourceMeta:
     def encode(self) -> bytes:
         """Serialize to the bytes Propeller stores and echoes back."""
         if not dataclasses.is_dataclass(self):
-            raise TypeError(f"{type(self).__name__} must be a dataclass (decorate it with @dataclass) or override encode")
+            raise TypeError(f"{type(self).__name__} must be a @dataclass or override encode()")
         return json.dumps(dataclasses.asdict(self)).encode("utf-8")
 
     @classmethod
@@ -209,7 +208,7 @@ def _from_json(tp: Any, value: Any, path: str) -> Any:
         if container is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(args) != len(value):
                 raise ResourceMetaError(f"{path}: expected {len(args)} items, got {len(value)}")
-            return tuple(_from_json(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(_from_json(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
         item = args[0] if args else Any
         items = [_from_json(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
         return items if container is list else container(items)
@@ -357,9 +356,7 @@ class ConnectorMethod:
             if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
                 accepted = None
             else:
-                accepted = frozenset(
-                    p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                )
+                accepted = frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
         return cls(name, func, is_async, is_gen, accepted)
 
     def keywords(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -494,7 +491,7 @@ class AsyncConnectorBase(ConnectorBase, Generic[M]):
         """Return the job's current status (and outputs once it succeeded)."""
         raise NotImplementedError
 
-    def delete(self, resource_meta: M, **kwargs: Any) -> None | Awaitable[None]:
+    def delete(self, resource_meta: M, **kwargs: Any) -> Awaitable[None] | None:
         """Cancel the job. Must be idempotent: deleting a finished or unknown job succeeds."""
         raise NotImplementedError
 
@@ -534,7 +531,7 @@ LogPages = Union[Any, AsyncIterator[Any]]
 
 
 def iter_connectors(objs: Iterable[Any]) -> list[ConnectorBase]:
-    """Turn connector instances, connector classes (instantiated without arguments) and iterables of them into a list."""
+    """Flatten connector instances, connector classes (instantiated without arguments) and iterables of them."""
     out: list[ConnectorBase] = []
     for obj in objs:
         if isinstance(obj, ConnectorBase):

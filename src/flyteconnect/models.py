@@ -75,7 +75,7 @@ class LiteralMap:
 
     def to_json(self) -> str:
         """The proto as JSON text."""
-        return json_format.MessageToJson(self._pb)
+        return str(json_format.MessageToJson(self._pb))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LiteralMap):

@@ -38,7 +38,7 @@ class _hybridmethod(Generic[T]):
         self.__doc__ = func.__doc__
 
     def __get__(self, obj: Any, cls: type) -> Callable[..., T]:
-        target = obj if obj is not None else cls.default()
+        target = obj if obj is not None else cls.default()  # type: ignore[attr-defined]
         return self.func.__get__(target, cls)  # type: ignore[no-any-return]
 
 
@@ -51,7 +51,7 @@ class ConnectorInfo:
     categories: list[TaskCategory] = field(default_factory=list)
 
     def to_flyte_idl(self) -> agent_pb2.Agent:
-        """The Flyte 1 ``flyteidl.admin.Agent``: both the deprecated type names and the categories, as Propeller reads."""
+        """The Flyte 1 ``flyteidl.admin.Agent``, with the deprecated type names and the categories Propeller reads."""
         return agent_pb2.Agent(
             name=self.name,
             supported_task_types=[c.name for c in self.categories],
