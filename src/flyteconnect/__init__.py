@@ -37,6 +37,26 @@ AsyncAgentBase = AsyncConnectorBase
 SyncAgentBase = SyncConnectorBase
 AgentRegistry = ConnectorRegistry
 
+# Local execution is imported on first use so `import flyteconnect` stays light.
+_LAZY = {
+    "ConnectorTask": "flyteconnect.local.task",
+    "AsyncConnectorExecutorMixin": "flyteconnect.local.mixins",
+    "SyncConnectorExecutorMixin": "flyteconnect.local.mixins",
+    "AsyncAgentExecutorMixin": "flyteconnect.local.mixins:AsyncConnectorExecutorMixin",
+    "SyncAgentExecutorMixin": "flyteconnect.local.mixins:SyncConnectorExecutorMixin",
+}
+
+
+def __getattr__(name: str) -> object:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'flyteconnect' has no attribute {name!r}")
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr or name)
+
+
 __all__ = [  # noqa: RUF022 - grouped by topic, not sorted
     # connectors
     "AsyncConnectorBase",
@@ -54,6 +74,10 @@ __all__ = [  # noqa: RUF022 - grouped by topic, not sorted
     "TypedInterface",
     "convert_to_flyte_phase",
     "is_terminal_phase",
+    # local execution
+    "AsyncConnectorExecutorMixin",
+    "ConnectorTask",
+    "SyncConnectorExecutorMixin",
     # errors
     "ConnectorError",
     "ConnectorNotFound",
@@ -66,6 +90,8 @@ __all__ = [  # noqa: RUF022 - grouped by topic, not sorted
     "AgentBase",
     "AgentRegistry",
     "AsyncAgentBase",
+    "AsyncAgentExecutorMixin",
     "SyncAgentBase",
+    "SyncAgentExecutorMixin",
     "__version__",
 ]

@@ -1,0 +1,171 @@
+"""Where a local run sends its task: the Backend interface and the in-process backend (a connector registry).
+
+The runner drives every backend the same way (create, poll, delete on abort, or one ``do`` for sync connectors), so a
+connector behaves the same in-process as behind a server. Job handles are the encoded ``resource_meta`` bytes in both
+cases: the in-process backend encodes and decodes them exactly as a server does, so a metadata type that cannot
+round-trip fails here, on the laptop, rather than in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from flyteidl.admin import agent_pb2
+from flyteidl.core import literals_pb2, tasks_pb2
+
+from flyteconnect.connector import AsyncConnectorBase, ConnectorBase, ConnectorMethod, Resource, TaskCategory
+from flyteconnect.errors import ConnectorError
+from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
+from flyteconnect.registry import ConnectorRegistry
+
+__all__ = ["Backend", "InProcessBackend", "Job"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One execution of a task: everything Propeller would put in CreateTask."""
+
+    task_name: str
+    template: tasks_pb2.TaskTemplate
+    inputs: literals_pb2.LiteralMap
+    output_prefix: str
+    execution_metadata: agent_pb2.TaskExecutionMetadata
+    execution_id: str
+
+    @property
+    def category(self) -> TaskCategory:
+        """The task category the template asks for."""
+        return TaskCategory(self.template.type, self.template.task_type_version)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs jobs: in-process through a registry, or remotely through a connector server (one class per protocol).
+
+    Methods raise flyteconnect errors (``ConnectorNotFound``, ``TransientError``...) or the connector's own exception.
+    """
+
+    def describe(self) -> str:
+        """A short label for progress output, e.g. ``in-process`` or ``server 127.0.0.1:8000``."""
+        ...
+
+    async def is_sync(self, category: TaskCategory) -> bool:
+        """True when ``category`` is served by a sync connector (one ``do`` call), False for create/get/delete."""
+        ...
+
+    async def do(self, job: Job) -> Resource:
+        """Run a sync connector's task to completion."""
+        ...
+
+    async def create(self, job: Job) -> bytes:
+        """Start the job; returns the encoded resource_meta."""
+        ...
+
+    async def get(self, job: Job, handle: bytes) -> Resource:
+        """Poll the job."""
+        ...
+
+    async def delete(self, job: Job, handle: bytes) -> None:
+        """Cancel the job (idempotent on the connector side)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the backend may be used again afterwards (it reconnects)."""
+        ...
+
+
+async def call_method(method: ConnectorMethod, **kwargs: Any) -> Any:
+    """Call a connector method with the keywords it accepts: ``async def`` awaited, ``def`` on a worker thread."""
+    kw = method.keywords(kwargs)
+    if method.is_async:
+        return await method.func(**kw)
+    result = await asyncio.to_thread(method.func, **kw)
+    if inspect.isawaitable(result):  # a def that returns a coroutine (a wrapped async function)
+        result = await result
+    return result
+
+
+class InProcessBackend:
+    """Runs jobs by calling connectors from a registry in this process (the process default registry if none)."""
+
+    def __init__(self, registry: ConnectorRegistry | None = None) -> None:
+        self._registry = registry
+
+    @property
+    def registry(self) -> ConnectorRegistry:
+        """The registry connectors are looked up in (resolved at use, so later registrations are seen)."""
+        return self._registry if self._registry is not None else ConnectorRegistry.default()
+
+    def describe(self) -> str:
+        """See Backend."""
+        return "in-process"
+
+    def connector(self, category: TaskCategory) -> ConnectorBase:
+        """The connector for ``category`` (``ConnectorNotFound`` if none)."""
+        return self.registry.get_connector(category.name, category.version)
+
+    async def is_sync(self, category: TaskCategory) -> bool:
+        """See Backend."""
+        return self.connector(category).is_sync
+
+    def _method(self, job: Job, name: str) -> ConnectorMethod:
+        connector = self.connector(job.category)
+        method = connector.method(name)
+        if method is None:
+            kind = "sync" if connector.is_sync else "async"
+            raise ConnectorError(f"{connector.name} ({job.category}) is a {kind} connector without {name}()")
+        return method
+
+    def _async_connector(self, job: Job) -> AsyncConnectorBase[Any]:
+        connector = self.connector(job.category)
+        if not isinstance(connector, AsyncConnectorBase):
+            raise ConnectorError(f"{connector.name} ({job.category}) is not an async connector")
+        return connector
+
+    def _common_kwargs(self, job: Job) -> dict[str, Any]:
+        return {
+            "task_template": TaskTemplate(job.template),
+            "inputs": LiteralMap.from_flyte_idl(job.inputs),
+            "output_prefix": job.output_prefix,
+            "task_execution_metadata": TaskExecutionMetadata(job.execution_metadata),
+        }
+
+    async def do(self, job: Job) -> Resource:
+        """See Backend."""
+        resource = await call_method(self._method(job, "do"), **self._common_kwargs(job))
+        return _check_resource(resource, job, "do")
+
+    async def create(self, job: Job) -> bytes:
+        """See Backend."""
+        connector = self._async_connector(job)
+        meta = await call_method(self._method(job, "create"), **self._common_kwargs(job))
+        if not isinstance(meta, connector.metadata_type):
+            raise ConnectorError(
+                f"{connector.name}.create returned {type(meta).__name__}, not its {connector.metadata_type.__name__}"
+            )
+        return bytes(meta.encode())
+
+    async def get(self, job: Job, handle: bytes) -> Resource:
+        """See Backend."""
+        connector = self._async_connector(job)
+        meta = connector.metadata_type.decode(handle)
+        resource = await call_method(self._method(job, "get"), resource_meta=meta)
+        return _check_resource(resource, job, "get")
+
+    async def delete(self, job: Job, handle: bytes) -> None:
+        """See Backend."""
+        connector = self._async_connector(job)
+        meta = connector.metadata_type.decode(handle)
+        await call_method(self._method(job, "delete"), resource_meta=meta)
+
+    async def aclose(self) -> None:
+        """See Backend (nothing to release)."""
+
+
+def _check_resource(resource: Any, job: Job, op: str) -> Resource:
+    if not isinstance(resource, Resource):
+        raise ConnectorError(f"{op}() for {job.category} returned {type(resource).__name__}, not a Resource")
+    return resource
