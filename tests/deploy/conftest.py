@@ -1,0 +1,35 @@
+"""Fixtures for the deployment tests: the repository's manifests, parsed once."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from deploy_helpers import K8S_DIR, Manifest, load_manifests, only
+
+
+@pytest.fixture(scope="session")
+def manifests() -> dict[str, list[Manifest]]:
+    """deploy/kubernetes/**.yaml, parsed."""
+    return load_manifests(K8S_DIR)
+
+
+@pytest.fixture(scope="session")
+def deployment(manifests: dict[str, list[Manifest]]) -> Manifest:
+    """The server's Deployment."""
+    return only(manifests, "Deployment")
+
+
+@pytest.fixture(scope="session")
+def container(deployment: Manifest) -> Manifest:
+    """The flyteconnect container of the Deployment."""
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["flyteconnect"]
+    result: Manifest = containers[0]
+    return result
+
+
+@pytest.fixture(scope="session")
+def kustomization() -> Manifest:
+    """deploy/kubernetes/kustomization.yaml, parsed."""
+    result: Manifest = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    return result
