@@ -275,7 +275,9 @@ class Resource:
         """The log links as ``flyteidl.core.TaskLog`` protos."""
         if not self.log_links:
             return []
-        return [link.to_flyte_idl() if hasattr(link, "to_flyte_idl") else link for link in self.log_links]
+        links = [link.to_flyte_idl() if hasattr(link, "to_flyte_idl") else link for link in self.log_links]
+        # A Flyte 2 style connector may return flyteidl2 TaskLogs: wire-compatible, so re-parse them.
+        return [_v1_task_log(link) if type(link).__module__.startswith("flyteidl2.") else link for link in links]
 
     def custom_info_to_flyte_idl(self) -> struct_pb2.Struct | None:
         """custom_info as a ``google.protobuf.Struct`` (numbers become doubles, as on the wire), or None if empty."""
@@ -324,6 +326,12 @@ class Resource:
             outputs=outputs,
             custom_info=json_format.MessageToDict(pb.custom_info) if pb.HasField("custom_info") else None,
         )
+
+
+def _v1_task_log(link: Any) -> Any:
+    from flyteidl.core import execution_pb2
+
+    return execution_pb2.TaskLog.FromString(link.SerializeToString())
 
 
 # ----------------------------------------------------------------------------------------------------------- Connectors

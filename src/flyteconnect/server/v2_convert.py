@@ -1,0 +1,276 @@
+"""Pure translation between Flyte 2 (``flyteidl2``) messages and what connectors see.
+
+Wire facts this module relies on (checked field by field against flyteidl 1.16 and flyteidl2, see tests/v2):
+
+- ``flyteidl2.core.TaskTemplate`` uses the same field numbers and types as ``flyteidl.core.TaskTemplate`` for every
+  field Flyte 1 has; Flyte 2 adds ``reuse_policy`` (19), ``worker_kind`` (20) and more ``TaskMetadata`` fields
+  (``timeouts``, ``debuggable``...). Re-parsing the bytes as the Flyte 1 message is exact for the shared fields; the
+  additions survive as unknown fields, so ``template_view(pb).to_flyte_idl()`` re-serialises them losslessly.
+  Connectors that need them read the flyteidl2 proto (Flyte 2 style connectors receive it directly). Flyte 2 declares
+  ``VariableMap.variables`` as ``repeated VariableEntry {key = 1; value = 2}`` instead of a map: the same bytes.
+- ``flyteidl2.task.Inputs``/``Outputs`` (``repeated NamedLiteral {name = 1; value = 2}``) encode exactly like
+  ``flyteidl.core.LiteralMap`` (``map<string, Literal> literals = 1``, whose entries are ``{key = 1; value = 2}``), and
+  ``Literal`` is shared. So inputs become a LiteralMap, and outputs an ``Outputs``, by re-parsing bytes (one C-level
+  parse instead of a Python loop). ``Inputs.context`` (2) and ``Outputs.produced_artifacts`` (3) have no Flyte 1
+  counterpart and are dropped.
+- ``TaskLog`` and ``TaskExecutionMetadata`` are wire-compatible too (Flyte 2 adds TaskLog fields 7-9 and drops the
+  metadata's ``overrides``).
+
+The sync envelope: Flyte 2 has no sync service, so a sync connector's ``do`` runs inside CreateTask and its Resource
+travels in ``resource_meta`` as ``MAGIC + version byte + flyteidl2 Resource bytes``. Any replica answers the first
+GetTask from those bytes alone. The executor keeps resource_meta in its persisted state, so the envelope is capped at
+``MAX_ENVELOPE_BYTES``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flyteidl.core import execution_pb2 as execution_v1
+from flyteidl.core import literals_pb2, types_pb2
+from flyteidl2.connector import connector_pb2
+from flyteidl2.core import execution_pb2 as execution_v2
+from flyteidl2.core import tasks_pb2 as tasks_v2
+from flyteidl2.task import common_pb2
+
+from flyteconnect.connector import Resource, TaskCategory
+from flyteconnect.errors import InvalidRequest
+from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
+
+__all__ = [
+    "ENVELOPE_MAGIC",
+    "ENVELOPE_VERSION",
+    "MAX_ENVELOPE_BYTES",
+    "EnvelopeTooLarge",
+    "category_of",
+    "connection_kwargs",
+    "connection_secrets",
+    "connector_to_v2",
+    "decode_envelope",
+    "encode_envelope",
+    "input_type_hints",
+    "inputs_view",
+    "is_envelope",
+    "log_links_to_v2",
+    "metadata_to_v2",
+    "metadata_view",
+    "native_inputs",
+    "outputs_to_v2",
+    "resource_from_v2",
+    "resource_to_v2",
+    "template_to_v2",
+    "template_view",
+]
+
+ENVELOPE_MAGIC = b"\x00FCSYNC"
+"""Starts every sync envelope: a NUL byte so it can never be mistaken for JSON or UTF-8 text resource_meta."""
+
+ENVELOPE_VERSION = 1
+MAX_ENVELOPE_BYTES = 1024 * 1024
+"""Largest resource_meta a sync envelope may be (1 MiB): it is stored in the executor's state (etcd objects are
+limited to 1.5 MiB in total). Larger outputs are written to ``<output_prefix>/outputs.pb`` instead."""
+
+_HEADER = ENVELOPE_MAGIC + bytes([ENVELOPE_VERSION])
+
+
+class EnvelopeTooLarge(ValueError):
+    """The serialised Resource does not fit in ``MAX_ENVELOPE_BYTES``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"sync connector result is {size} bytes, above the {limit}-byte resource_meta limit")
+        self.size = size
+        self.limit = limit
+
+
+# -------------------------------------------------------------------------------------------------------- requests
+
+
+_ORIGINAL = "_flyteidl2_original"
+"""Attribute under which a view built from a Flyte 2 proto keeps that proto (so converting back is free)."""
+
+
+def template_view(pb: tasks_v2.TaskTemplate) -> TaskTemplate:
+    """The flytekit-style template view of a Flyte 2 template (re-parsed: the shared fields are wire-compatible)."""
+    view = TaskTemplate.from_flyte_idl(pb)
+    view.__dict__[_ORIGINAL] = pb
+    return view
+
+
+def template_to_v2(template: Any) -> tasks_v2.TaskTemplate:
+    """A ``flyteidl2.core.TaskTemplate`` from a view, a Flyte 1 proto or a Flyte 2 proto (returned as is)."""
+    if isinstance(template, tasks_v2.TaskTemplate):
+        return template
+    if isinstance(template, TaskTemplate):
+        original = template.__dict__.get(_ORIGINAL)
+        if original is not None:
+            return original  # type: ignore[no-any-return]
+        template = template.to_flyte_idl()
+    return tasks_v2.TaskTemplate.FromString(template.SerializeToString())
+
+
+def metadata_view(pb: connector_pb2.TaskExecutionMetadata) -> TaskExecutionMetadata:
+    """The flytekit-style view of a Flyte 2 ``TaskExecutionMetadata``."""
+    view = TaskExecutionMetadata.from_flyte_idl(pb)
+    view.__dict__[_ORIGINAL] = pb
+    return view
+
+
+def metadata_to_v2(metadata: Any) -> connector_pb2.TaskExecutionMetadata:
+    """A ``flyteidl2.connector.TaskExecutionMetadata`` from a view or a Flyte 1/Flyte 2 proto."""
+    if isinstance(metadata, connector_pb2.TaskExecutionMetadata):
+        return metadata
+    if isinstance(metadata, TaskExecutionMetadata):
+        original = metadata.__dict__.get(_ORIGINAL)
+        if original is not None:
+            return original  # type: ignore[no-any-return]
+        metadata = metadata.to_flyte_idl()
+    return connector_pb2.TaskExecutionMetadata.FromString(metadata.SerializeToString())
+
+
+def inputs_view(pb: common_pb2.Inputs) -> LiteralMap:
+    """The ``LiteralMap`` view of Flyte 2 ``Inputs`` (always truthy, empty when the request had none)."""
+    return LiteralMap.from_flyte_idl(literals_pb2.LiteralMap.FromString(pb.SerializeToString()))
+
+
+_SIMPLE_HINTS: dict[int, Any] = {
+    types_pb2.INTEGER: int,
+    types_pb2.FLOAT: float,
+    types_pb2.STRING: str,
+    types_pb2.BOOLEAN: bool,
+    types_pb2.DATETIME: datetime.datetime,
+    types_pb2.DURATION: datetime.timedelta,
+}
+
+
+def _hint(lt: Any) -> Any:
+    """A Python type for a declared LiteralType, or None to let the literal engine infer it from the value."""
+    kind = lt.WhichOneof("type")
+    if kind == "simple":
+        return _SIMPLE_HINTS.get(lt.simple)
+    if kind == "collection_type":
+        item = _hint(lt.collection_type)
+        return list[item] if item is not None else None  # type: ignore[valid-type]
+    if kind == "map_value_type":
+        value = _hint(lt.map_value_type)
+        return dict[str, value] if value is not None else None  # type: ignore[valid-type]
+    return None
+
+
+def input_type_hints(interface_inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Python type hints for the declared inputs (name → ``Variable``) whose types map to a plain Python type."""
+    hints = {}
+    for name, variable in interface_inputs.items():
+        hint = _hint(variable.type)
+        if hint is not None:
+            hints[name] = hint
+    return hints
+
+
+def native_inputs(inputs: LiteralMap, template: TaskTemplate) -> dict[str, Any]:
+    """Inputs as native Python values, typed by the template's declared interface where it is a plain type."""
+    return inputs.to_python(input_type_hints(template.interface.inputs))
+
+
+def connection_secrets(connection: Any) -> dict[str, str]:
+    """The per-request secrets of a Flyte 2 ``Connection`` (empty when unset)."""
+    return dict(connection.secrets)
+
+
+def connection_kwargs(connection: Any) -> dict[str, str]:
+    """Secrets then configs as keyword arguments, as flyte-sdk passes them (a config wins over a secret of the same
+    name)."""
+    kwargs = dict(connection.secrets)
+    kwargs.update(connection.configs)
+    return kwargs
+
+
+def category_of(pb: Any) -> TaskCategory:
+    """The task category of a Get/Delete/Metrics/Logs request (Flyte 2 has no deprecated ``task_type`` field)."""
+    return TaskCategory(pb.task_category.name, pb.task_category.version)
+
+
+# ------------------------------------------------------------------------------------------------------- responses
+
+
+def log_links_to_v2(links: Iterable[Any] | None) -> list[execution_v2.TaskLog]:
+    """Log links (Flyte 1 or Flyte 2 ``TaskLog`` protos, or flytekit-style models) as Flyte 2 protos."""
+    out = []
+    for link in links or ():
+        if hasattr(link, "to_flyte_idl"):
+            link = link.to_flyte_idl()
+        if isinstance(link, execution_v1.TaskLog):  # wire-compatible: re-parse
+            link = execution_v2.TaskLog.FromString(link.SerializeToString())
+        elif not isinstance(link, execution_v2.TaskLog):
+            raise TypeError(f"log link must be a TaskLog proto, got {type(link).__name__}")
+        out.append(link)
+    return out
+
+
+def outputs_to_v2(outputs: Any) -> common_pb2.Outputs:
+    """Resource outputs (dict, LiteralMap view or proto, or Flyte 2 ``Outputs``) as ``flyteidl2.task.Outputs``."""
+    if isinstance(outputs, common_pb2.Outputs):
+        return outputs
+    from flyteconnect.literals import to_literal_map_proto
+
+    lm = to_literal_map_proto(outputs)
+    return common_pb2.Outputs.FromString(lm.SerializeToString())
+
+
+def resource_to_v2(resource: Resource) -> connector_pb2.Resource:
+    """Our ``Resource`` as a ``flyteidl2.connector.Resource`` (no ``state``/``agent_error``: Flyte 2 dropped them)."""
+    pb = connector_pb2.Resource(
+        phase=int(resource.phase) if resource.phase is not None else 0,  # type: ignore[arg-type]
+        message=resource.message or "",
+        log_links=log_links_to_v2(resource.log_links),
+    )
+    if resource.outputs is not None:
+        pb.outputs.CopyFrom(outputs_to_v2(resource.outputs))
+    custom_info = resource.custom_info_to_flyte_idl()
+    if custom_info is not None:
+        pb.custom_info.CopyFrom(custom_info)
+    return pb
+
+
+def resource_from_v2(pb: connector_pb2.Resource) -> Resource:
+    """Our ``Resource`` from a Flyte 2 proto (outputs become a ``LiteralMap`` view; log links stay Flyte 2 protos)."""
+    return Resource.from_flyte_idl(pb)
+
+
+def connector_to_v2(name: str, categories: Iterable[TaskCategory]) -> connector_pb2.Connector:
+    """The ``flyteidl2.connector.Connector`` metadata message (name and categories only)."""
+    return connector_pb2.Connector(
+        name=name,
+        supported_task_categories=[connector_pb2.TaskCategory(name=c.name, version=c.version) for c in categories],
+    )
+
+
+# --------------------------------------------------------------------------------------------------- sync envelope
+
+
+def is_envelope(data: bytes) -> bool:
+    """True when ``data`` starts with the sync envelope's magic bytes."""
+    return data[: len(ENVELOPE_MAGIC)] == ENVELOPE_MAGIC
+
+
+def encode_envelope(resource: connector_pb2.Resource, limit: int = MAX_ENVELOPE_BYTES) -> bytes:
+    """``resource`` wrapped as sync-connector resource_meta; ``EnvelopeTooLarge`` when above ``limit`` bytes."""
+    data: bytes = _HEADER + resource.SerializeToString()
+    if len(data) > limit:
+        raise EnvelopeTooLarge(len(data), limit)
+    return data
+
+
+def decode_envelope(data: bytes) -> connector_pb2.Resource:
+    """The Resource inside a sync envelope; ``InvalidRequest`` naming the problem for anything else."""
+    data = bytes(data)
+    if not is_envelope(data):
+        raise InvalidRequest("resource_meta of a sync connector is not a flyteconnect sync envelope")
+    if len(data) <= len(ENVELOPE_MAGIC) or data[len(ENVELOPE_MAGIC)] != ENVELOPE_VERSION:
+        version = data[len(ENVELOPE_MAGIC)] if len(data) > len(ENVELOPE_MAGIC) else None
+        raise InvalidRequest(f"sync envelope version {version} is not supported (expected {ENVELOPE_VERSION})")
+    try:
+        return connector_pb2.Resource.FromString(data[len(_HEADER) :])
+    except Exception as e:  # DecodeError: truncated or corrupted bytes
+        raise InvalidRequest(f"sync envelope is corrupted: {e}") from None
