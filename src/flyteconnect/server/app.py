@@ -1,0 +1,309 @@
+"""Build and run the grpc.aio connector server: protocol adapters, health, reflection, metrics, TLS and drain.
+
+Library use (what ``flyteconnect serve`` and the testing kit do)::
+
+    server = ConnectorServer(registry, ServerConfig(port=0, metrics_port=0))
+    port = await server.start()          # bound port; health SERVING
+    ...
+    await server.stop()                  # health NOT_SERVING, finish in-flight calls within ``grace``
+
+    with serve_in_thread(registry, ServerConfig(port=0)) as handle:   # a server on its own loop thread
+        channel = grpc.insecure_channel(handle.address)
+
+Protocols are pluggable: an adapter has ``name``, ``service_names`` and ``add_to_server(server, dispatcher)``;
+``PROTOCOLS`` maps a protocol name to ``"module:attribute"`` of its adapter, loaded only when selected. By default
+every protocol whose module imports is served (v2 is skipped without flyteidl2); naming protocols explicitly makes
+each of them required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from flyteconnect.registry import ConnectorRegistry
+from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
+from flyteconnect.server.metrics import ServerMetrics
+
+__all__ = [
+    "PROTOCOLS",
+    "BackgroundServer",
+    "ConnectorServer",
+    "ProtocolAdapter",
+    "ServerConfig",
+    "load_adapters",
+    "serve_in_thread",
+]
+
+log = logging.getLogger("flyteconnect.server")
+
+PROTOCOLS: dict[str, str] = {
+    "v1": "flyteconnect.server.flyteidl_v1:ADAPTER",
+    "v2": "flyteconnect.server.flyteidl_v2:ADAPTER",
+}
+"""Protocol name → ``module:attribute`` of its adapter."""
+
+DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class ProtocolAdapter(Protocol):
+    """Registers one wire protocol's services on a server, on top of the shared dispatcher."""
+
+    name: str
+    service_names: Sequence[str]
+
+    def add_to_server(self, server: grpc.aio.Server, dispatcher: Dispatcher) -> None:
+        """Add the protocol's servicers to ``server``."""
+
+
+@dataclass
+class ServerConfig:
+    """How to serve: address, protocols, limits, TLS, metrics, drain, and the dispatcher settings."""
+
+    host: str = "[::]"
+    port: int = 8000
+    metrics_port: int | None = 9090
+    """Prometheus HTTP port (0 picks a free one; None disables)."""
+    metrics_host: str = "0.0.0.0"
+    protocols: Sequence[str] | None = None
+    """None: every available protocol (v1, and v2 when flyteidl2 is installed)."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE
+    grace: float = 30.0
+    """Seconds in-flight calls may take to finish after a stop request."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    """Require and verify client certificates signed by this CA (mutual TLS)."""
+    reflection: bool = True
+    reuse_port: bool = False
+    """Let several processes bind the port (SO_REUSEPORT); set by the ``--workers`` supervisor."""
+    max_concurrent_rpcs: int | None = None
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+
+
+def load_adapters(names: Sequence[str] | None) -> list[ProtocolAdapter]:
+    """Import the adapters of ``names`` (all of PROTOCOLS when None, skipping those whose module cannot import)."""
+    required = names is not None
+    adapters: list[ProtocolAdapter] = []
+    for name in names if names is not None else list(PROTOCOLS):
+        target = PROTOCOLS.get(name)
+        if target is None:
+            raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            if required:
+                raise RuntimeError(f"protocol {name} is unavailable: {e}") from e
+            log.info("protocol %s not served: %s", name, e)
+            continue
+        adapters.append(getattr(module, attr))
+    if not adapters:
+        raise RuntimeError("no protocol to serve")
+    return adapters
+
+
+def _options(config: ServerConfig) -> list[tuple[str, Any]]:
+    size = config.max_message_size
+    return [
+        ("grpc.max_receive_message_length", size),
+        ("grpc.max_send_message_length", size),
+        # One process per port unless the supervisor asked for sharing: a second server on a busy port must fail.
+        ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+        # Let Propeller's idle connections live, and tolerate client keepalive pings.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if not (config.tls_cert or config.tls_key):
+        if config.tls_client_ca:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    cert = Path(config.tls_cert).read_bytes()
+    key = Path(config.tls_key).read_bytes()
+    ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
+class ConnectorServer:
+    """One grpc.aio server serving ``registry`` with the selected protocols."""
+
+    def __init__(
+        self,
+        registry: ConnectorRegistry,
+        config: ServerConfig | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
+        self.registry = registry
+        self.config = config or ServerConfig()
+        self.metrics = metrics or ServerMetrics()
+        self.dispatcher = Dispatcher(registry, self.config.dispatch, self.metrics)
+        self.adapters = load_adapters(self.config.protocols)
+        self.port: int = 0
+        self.metrics_port: int | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: Any = None
+        self._httpd: Any = None
+        self._stopped: asyncio.Event | None = None
+
+    @property
+    def service_names(self) -> list[str]:
+        """Every gRPC service this server answers (for health and reflection)."""
+        return [n for a in self.adapters for n in a.service_names]
+
+    async def start(self) -> int:
+        """Bind, start serving and mark health SERVING; returns the bound port."""
+        config = self.config
+        server = grpc.aio.server(options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+        for adapter in self.adapters:
+            adapter.add_to_server(server, self.dispatcher)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [*self.service_names, health.SERVICE_NAME]
+        if config.reflection:
+            from grpc_reflection.v1alpha import reflection
+
+            names.append(reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server)
+        address = f"{config.host}:{config.port}"
+        credentials = _credentials(config)
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, credentials)
+        except RuntimeError as e:
+            raise OSError(f"cannot listen on {address}: {e}") from None
+        if port == 0:
+            raise OSError(f"cannot listen on {address} (port in use?)")
+        await server.start()
+        self._server = server
+        self.port = port = int(port)
+        self._stopped = asyncio.Event()
+        self.dispatcher.start()
+        for name in ["", *self.service_names, health.SERVICE_NAME]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._start_metrics()
+        return port
+
+    def _start_metrics(self) -> None:
+        port = self.config.metrics_port
+        if port is None:
+            return
+        from prometheus_client import start_http_server
+
+        try:
+            httpd, _thread = start_http_server(port, addr=self.config.metrics_host, registry=self.metrics.registry)
+        except OSError as e:  # a busy metrics port must not take the connectors down with it
+            log.error("metrics disabled: cannot listen on %s:%s: %s", self.config.metrics_host, port, e)
+            return
+        self._httpd = httpd
+        self.metrics_port = int(httpd.server_port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: health NOT_SERVING, refuse new calls, let in-flight ones finish within ``grace`` seconds."""
+        server = self._server
+        if server is None:
+            return
+        self._server = None
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        await server.stop(self.config.grace if grace is None else grace)
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        self.dispatcher.close()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        """Return once ``stop`` has completed."""
+        if self._stopped is not None:
+            await self._stopped.wait()
+
+    async def serve_forever(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        """Start if needed, serve until one of ``signals`` arrives, then drain within the grace period."""
+        if self._server is None:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("stop requested: draining in-flight calls (grace %.1fs)", self.config.grace)
+            await self.stop()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    async def __aenter__(self) -> ConnectorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop(grace=0)
+
+
+class BackgroundServer:
+    """A ``ConnectorServer`` running on its own event-loop thread (for tests and notebooks)."""
+
+    def __init__(self, registry: ConnectorRegistry, config: ServerConfig | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = ConnectorServer(registry, config)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="flyteconnect-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port."""
+        return int(self.server.port)
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``, for a client channel."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        """Start the thread and the server; returns once it is serving."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=30)
+        return self
+
+    def stop(self, grace: float | None = 0) -> None:
+        """Stop the server and the thread."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop).result(timeout=60)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+        self.loop.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def serve_in_thread(registry: ConnectorRegistry, config: ServerConfig | None = None) -> BackgroundServer:
+    """A started ``BackgroundServer`` (use as a context manager, or call ``stop()``)."""
+    return BackgroundServer(registry, config).start()

@@ -1,0 +1,793 @@
+"""The protocol-neutral dispatcher: find the connector, call it, bound it, map its errors, record metrics.
+
+Protocol adapters (``flyteidl_v1``, ``flyteidl_v2``) turn requests into the SDK's views and call::
+
+    d = Dispatcher(registry, DispatchConfig(...))          # snapshot of the registry; owns the worker threads
+    meta: bytes    = await d.create(key, template, output_prefix, inputs, task_execution_metadata, timeout=t, **extra)
+    value: T       = await d.get(key, resource_meta_bytes, convert=to_proto, timeout=t, **extra)
+    None           = await d.delete(key, resource_meta_bytes, timeout=t, **extra)
+    value: T       = await d.do(key, template, output_prefix, inputs, convert=to_proto, timeout=t, **extra)
+    value: Any     = await d.get_metrics(key, resource_meta_bytes, convert=check, timeout=t, **extra)
+    async for page in d.get_logs(key, resource_meta_bytes, convert=check, timeout=t, **extra): ...
+    infos          = d.list_connectors();  info = d.get_connector(name)
+    entry          = d.lookup(key)  # the connector for a category, or CallFailed(NOT_FOUND)
+
+- ``key`` is ``(task_type_name, version)`` (a tuple, the fast path) or a ``TaskCategory``.
+- ``timeout`` is the caller's remaining deadline in seconds (``context.time_remaining()``) or None. Each connector
+  call is bounded by ``min(deadline - margin, per-connector timeout)``; the margin leaves time to answer.
+- ``extra`` keyword arguments are passed to the connector method when its signature accepts them (Flyte 2 passes
+  the request's connection secrets/configs this way); ``convert`` turns the connector's ``Resource`` (or metrics /
+  logs response) into the protocol's message and runs inside the dispatcher's error handling: a failure there is the
+  connector's bug (INTERNAL), not the caller's. For ``def`` methods it runs on the worker thread with the method.
+- Every failure is raised as ``CallFailed(code, details)`` (``flyteconnect.server.errors``), already logged and
+  counted: adapters only call ``context.abort(e.code, e.details)``. ``asyncio.CancelledError`` passes through.
+
+Execution model: whether a method is ``def`` or ``async def`` was decided at registration
+(``ConnectorBase.methods()``). ``async def`` methods are awaited on the loop; ``def`` methods run on this dispatcher's
+``ThreadPoolExecutor`` (``threads`` workers) with the caller's contextvars. When the watchdog sees an ``async def``
+method block the loop, that method is *quarantined*: later calls run on a separate loop thread, so one badly written
+connector cannot stall the others again (``quarantine=False`` disables this).
+
+Transient failures in ``get``: a ``TransientError`` or a timeout is retried with exponential backoff while the deadline
+allows (``transient_retries``); if it still fails the caller gets a normal answer instead of an error (Propeller fails
+a task after 5 failed GetTask calls over its whole life): the last phase this server saw for that resource_meta
+(kept in a small LRU) or RUNNING, with a message naming the problem. After ``transient_max_consecutive`` such answers
+in a row for the same job, the answer is RETRYABLE_FAILED so Propeller retries the task. ``transient_retries=-1``
+turns this off (errors become UNAVAILABLE / DEADLINE_EXCEEDED).
+
+Resources are validated: a ``get``/``do`` result that is not a ``Resource``, has phase UNDEFINED (Propeller would
+read the zero ``state`` as a retryable failure) or, for ``do``, a non-terminal phase (Propeller cannot poll a sync
+task) is a connector bug reported as INTERNAL naming the connector and method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any, TypeVar
+
+from flyteconnect.connector import ConnectorBase, ConnectorMethod, Phase, Resource, ResourceMeta, TaskCategory
+from flyteconnect.errors import ConnectorNotFound, TransientError
+from flyteconnect.registry import ConnectorInfo, ConnectorRegistry
+from flyteconnect.server.errors import (
+    CallFailed,
+    CallTimeout,
+    ConnectorBug,
+    Unimplemented,
+    WrongConnectorKind,
+    is_expected,
+    to_status,
+)
+from flyteconnect.server.metrics import OpMetrics, ServerMetrics
+from flyteconnect.server.watchdog import LoopWatchdog, Stall
+
+__all__ = ["DispatchConfig", "Dispatcher", "Entry", "default_threads", "timeout_after"]
+
+log = logging.getLogger("flyteconnect.server")
+
+T = TypeVar("T")
+
+_VALID_PHASES = frozenset(int(p) for p in Phase if p is not Phase.UNDEFINED)
+_TERMINAL = frozenset({int(Phase.SUCCEEDED), int(Phase.FAILED), int(Phase.ABORTED), int(Phase.RETRYABLE_FAILED)})
+
+
+class _Timeout310:
+    """``asyncio.timeout`` for Python 3.10: cancel the current task after ``delay``, raise TimeoutError."""
+
+    def __init__(self, delay: float) -> None:
+        self._delay = delay
+        self._fired = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    def _fire(self, task: asyncio.Task[Any]) -> None:
+        self._fired = True
+        task.cancel()
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handle = asyncio.get_running_loop().call_later(self._delay, self._fire, task)
+
+    async def __aexit__(self, et: Any, e: Any, tb: Any) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if et is asyncio.CancelledError and self._fired:
+            raise TimeoutError
+
+
+timeout_after: Any
+if sys.version_info >= (3, 11):
+    timeout_after = asyncio.timeout
+else:  # pragma: no cover
+    timeout_after = _Timeout310
+
+
+def default_threads() -> int:
+    """Default size of the worker pool for ``def`` methods: ``max(32, 4 x CPUs)`` (they mostly wait on I/O)."""
+    return max(32, 4 * (os.cpu_count() or 1))
+
+
+@dataclass
+class DispatchConfig:
+    """How the dispatcher runs and bounds connector calls (see the module docstring)."""
+
+    threads: int = field(default_factory=default_threads)
+    timeout: float | None = 60.0
+    """Default bound of one connector call in seconds (None: only the caller's deadline)."""
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+    """Per-connector bounds, keyed by connector name or task category (``"name_v0"``)."""
+    deadline_margin: float = 0.25
+    """Seconds (at most 10% of the deadline) kept free before the caller's deadline to send the answer."""
+    transient_retries: int = 2
+    transient_backoff: float = 0.1
+    transient_max_consecutive: int = 10
+    phase_cache_size: int = 10_000
+    stall_threshold: float | None = 0.5
+    """Seconds the loop may be blocked before the watchdog reports it (None disables the watchdog)."""
+    quarantine: bool = True
+    debug: bool = False
+    """Append the last traceback frames of unexpected errors to the status details."""
+
+
+class Entry:
+    """One served task category: the connector, its inspected methods, bound, and cached metric children."""
+
+    __slots__ = ("category", "connector", "label", "meta_type", "methods", "name", "ops", "quarantined", "timeout")
+
+    def __init__(self, connector: ConnectorBase, timeout: float | None, metrics: ServerMetrics) -> None:
+        self.connector = connector
+        self.category = connector.task_category
+        self.name = connector.name
+        self.label = str(self.category)
+        self.methods: dict[str, ConnectorMethod] = connector.methods()
+        self.meta_type: type[ResourceMeta] | None = getattr(connector, "metadata_type", None)
+        self.timeout = timeout
+        self.quarantined: set[str] = set()
+        task_type = self.category.name
+        self.ops: dict[str, OpMetrics] = {
+            op: metrics.op(task_type, op) for op in ("create", "get", "delete", "do", "get_metrics", "get_logs")
+        }
+
+    def method(self, name: str) -> ConnectorMethod:
+        """The method ``name`` or ``Unimplemented``/``WrongConnectorKind`` naming the connector."""
+        found = self.methods.get(name)
+        if found is not None:
+            return found
+        if name == "do":
+            raise WrongConnectorKind(f"{self.name} is an async connector; use CreateTask/GetTask, not ExecuteTaskSync")
+        if name in ("create", "get", "delete") and self.connector.is_sync:
+            raise WrongConnectorKind(f"{self.name} is a sync connector; use ExecuteTaskSync")
+        raise Unimplemented(f"{self.name} does not implement {name}")
+
+    def decode(self, data: bytes) -> ResourceMeta:
+        """Decode resource_meta bytes with the connector's metadata type (ResourceMetaError on bad bytes)."""
+        if self.meta_type is None:
+            raise WrongConnectorKind(f"{self.name} is a sync connector; it has no resource_meta")
+        return self.meta_type.decode(data)
+
+
+class _SideLoop:
+    """An event loop on its own thread, for async methods that were caught blocking the main loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="flyteconnect-quarantine", daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Any, ctx: contextvars.Context) -> concurrent.futures.Future[Any]:
+        out: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def start() -> None:
+            if sys.version_info >= (3, 11):
+                task = self.loop.create_task(coro, context=ctx)
+            else:  # pragma: no cover
+                task = self.loop.create_task(coro)
+
+            def done(t: asyncio.Task[Any]) -> None:
+                if t.cancelled():
+                    out.cancel()
+                elif t.exception() is not None:
+                    out.set_exception(t.exception())  # type: ignore[arg-type]
+                else:
+                    out.set_result(t.result())
+
+            task.add_done_callback(done)
+            out.add_done_callback(lambda f: self.loop.call_soon_threadsafe(task.cancel) if f.cancelled() else None)
+
+        self.loop.call_soon_threadsafe(start)
+        return out
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=2)
+
+
+def _sync_call(func: Callable[..., Any], kwargs: dict[str, Any], post: Callable[[Any], Any] | None) -> Any:
+    result = func(**kwargs)
+    return post(result) if post is not None else result
+
+
+class _PhaseMemory:
+    """Last phase seen and consecutive transient failures per resource_meta (a bounded LRU)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: collections.OrderedDict[bytes, list[int]] = collections.OrderedDict()
+
+    def seen(self, key: bytes, phase: int) -> None:
+        data = self._data
+        data[key] = [phase, 0]
+        data.move_to_end(key)
+        if len(data) > self._size:
+            data.popitem(last=False)
+
+    def failed(self, key: bytes) -> tuple[int | None, int]:
+        """Record a transient failure; returns (last phase or None, consecutive failures so far)."""
+        state = self._data.get(key)
+        if state is None:
+            state = self._data[key] = [0, 0]
+            if len(self._data) > self._size:
+                self._data.popitem(last=False)
+        state[1] += 1
+        self._data.move_to_end(key)
+        return (state[0] or None), state[1]
+
+
+class Dispatcher:
+    """Serves connector calls for one registry (snapshot at construction; ``refresh()`` re-reads it)."""
+
+    def __init__(
+        self,
+        registry: ConnectorRegistry,
+        config: DispatchConfig | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
+        self.registry = registry
+        self.config = config or DispatchConfig()
+        self.metrics = metrics or ServerMetrics()
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.threads, thread_name_prefix="flyteconnect-worker"
+        )
+        self._phases = _PhaseMemory(self.config.phase_cache_size)
+        self._side: _SideLoop | None = None
+        self._watchdog: LoopWatchdog | None = None
+        self._owners: dict[CodeType, tuple[Entry, str]] = {}
+        self._entries: dict[tuple[str, int], Entry] = {}
+        self._infos: dict[str, ConnectorInfo] = {}
+        self.refresh()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-read the registry (connectors, metadata, timeouts, watchdog attribution)."""
+        entries: dict[tuple[str, int], Entry] = {}
+        owners: dict[CodeType, tuple[Entry, str]] = {}
+        timeouts = self.config.timeouts
+        for connector in self.registry.connectors():
+            cat = connector.task_category
+            bound = timeouts.get(str(cat), timeouts.get(connector.name, self.config.timeout))
+            entry = Entry(connector, bound, self.metrics)
+            entries[(cat.name, cat.version)] = entry
+            for name, m in entry.methods.items():
+                if m.is_async:
+                    code = getattr(inspect.unwrap(m.func), "__code__", None)
+                    if code is not None:
+                        owners[code] = (entry, name)
+        self._entries = entries
+        self._owners = owners
+        self._infos = {info.name: info for info in self.registry.infos()}
+
+    def start(self) -> None:
+        """Start the event-loop watchdog (call from the serving loop)."""
+        if self.config.stall_threshold and self._watchdog is None:
+            self._watchdog = LoopWatchdog(self.config.stall_threshold, self._on_stall, lambda: self._owners)
+            self._watchdog.start()
+
+    def close(self) -> None:
+        """Stop the watchdog, the quarantine loop and the worker threads (running calls finish in the background)."""
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+        if self._side is not None:
+            self._side.close()
+            self._side = None
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _on_stall(self, stall: Stall) -> None:
+        if stall.owner is None:
+            log.warning("event loop blocked for %.2fs at %s (outside connector methods)", stall.seconds, stall.location)
+            return
+        entry, method = stall.owner
+        self.metrics.loop_stalls.labels(entry.category.name, method).inc()
+        action = "its later calls run on a separate loop thread" if self.config.quarantine else "quarantine is off"
+        log.warning(
+            "event loop blocked for %.2fs by %s (task type %s), async method %s() at %s: it must not call blocking "
+            "code; make it a plain def or await non-blocking calls; %s",
+            stall.seconds,
+            entry.name,
+            entry.label,
+            method,
+            stall.location,
+            action,
+        )
+        if self.config.quarantine:
+            entry.quarantined.add(method)
+
+    # -- lookup -------------------------------------------------------------------------------------------------
+
+    def lookup(self, key: tuple[str, int] | TaskCategory) -> Entry:
+        """The entry serving ``key``; ``CallFailed(NOT_FOUND)`` when none does."""
+        k = key if type(key) is tuple else (key.name, key.version)  # type: ignore[union-attr]
+        entry = self._entries.get(k)
+        if entry is None:
+            raise self._fail(
+                ConnectorNotFound(f"Cannot find connector for task category: {k[0]}_v{k[1]}."),
+                None,
+                k,
+                "lookup",
+                self.metrics.op(k[0][:64], "lookup"),
+            )
+        return entry
+
+    def list_connectors(self) -> list[ConnectorInfo]:
+        """Metadata of every served connector name (ListAgents/ListConnectors)."""
+        self.metrics.op("", "list_connectors").success.inc()
+        return list(self._infos.values())
+
+    def get_connector(self, name: str) -> ConnectorInfo:
+        """Metadata of connector ``name``, or ``CallFailed(NOT_FOUND)``."""
+        info = self._infos.get(name)
+        op = self.metrics.op("", "get_connector")
+        if info is None:
+            raise self._fail(ConnectorNotFound(f"Cannot find connector for name: {name!r}."), None, None, "get", op)
+        op.success.inc()
+        return info
+
+    # -- operations ---------------------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        task_template: Any,
+        output_prefix: str,
+        inputs: Any = None,
+        task_execution_metadata: Any = None,
+        *,
+        timeout: float | None = None,
+        input_bytes: int | None = None,
+        **extra: Any,
+    ) -> bytes:
+        """Call ``create`` and return the encoded resource_meta."""
+        entry = self.lookup(key)
+        op = entry.ops["create"]
+        self._observe_inputs(entry, inputs, input_bytes)
+        start = time.perf_counter()
+        op.in_flight.inc()
+        try:
+            method = entry.method("create")
+            kwargs = method.keywords(
+                {
+                    "task_template": task_template,
+                    "output_prefix": output_prefix,
+                    "inputs": inputs,
+                    "task_execution_metadata": task_execution_metadata,
+                    **extra,
+                }
+            )
+            post = functools.partial(_encode_meta, entry)
+            result: bytes = await self._invoke(entry, method, kwargs, self._bound(entry, timeout), post)
+        except asyncio.CancelledError:
+            op.failed("CANCELLED")
+            raise
+        except BaseException as e:
+            raise self._fail(e, entry, None, "create", op) from e
+        finally:
+            op.in_flight.dec()
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+        return result
+
+    async def get(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        resource_meta: bytes,
+        *,
+        convert: Callable[[Resource], T] | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> T:
+        """Call ``get`` (with the transient policy) and return ``convert(resource)`` (the Resource without it)."""
+        entry = self.lookup(key)
+        op = entry.ops["get"]
+        start = time.perf_counter()
+        op.in_flight.inc()
+        try:
+            method = entry.method("get")
+            meta = entry.decode(resource_meta)
+            kwargs = {"resource_meta": meta}
+            if extra:
+                kwargs = method.keywords({**kwargs, **extra})
+            post = functools.partial(_checked_resource, entry, "get", convert)
+            bound = self._bound(entry, timeout)
+            cfg = self.config
+            if cfg.transient_retries < 0:
+                result = await self._invoke(entry, method, kwargs, bound, post)
+            else:
+                result = await self._get_with_retries(entry, op, method, kwargs, bound, post, resource_meta, convert)
+        except asyncio.CancelledError:
+            op.failed("CANCELLED")
+            raise
+        except BaseException as e:
+            raise self._fail(e, entry, None, "get", op) from e
+        finally:
+            op.in_flight.dec()
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+        return result  # type: ignore[no-any-return]
+
+    async def _get_with_retries(
+        self,
+        entry: Entry,
+        op: OpMetrics,
+        method: ConnectorMethod,
+        kwargs: dict[str, Any],
+        bound: float | None,
+        post: Callable[[Any], Any],
+        resource_meta: bytes,
+        convert: Callable[[Resource], Any] | None,
+    ) -> Any:
+        cfg = self.config
+        until = None if bound is None else time.monotonic() + bound
+        attempt = 0
+        while True:
+            try:
+                result = await self._invoke(entry, method, kwargs, bound, post)
+            except (TransientError, CallTimeout) as e:
+                attempt += 1
+                backoff = cfg.transient_backoff * (2 ** (attempt - 1))
+                left = None if until is None else until - time.monotonic()
+                # Another attempt only if it can still finish in time (the backoff plus as long again to run).
+                if attempt <= cfg.transient_retries and (left is None or left > 2 * backoff):
+                    self.metrics.transient_retries.labels(entry.category.name, "get").inc()
+                    log.info("%s get: transient failure, retrying in %.2fs: %s", entry.label, backoff, e)
+                    await asyncio.sleep(backoff)
+                    bound = None if left is None else left - backoff
+                    continue
+                return self._transient_answer(entry, e, resource_meta, convert)
+            self._phases.seen(resource_meta, _phase_of(result))
+            return result
+
+    def _transient_answer(
+        self, entry: Entry, error: Exception, resource_meta: bytes, convert: Callable[[Resource], Any] | None
+    ) -> Any:
+        last, consecutive = self._phases.failed(resource_meta)
+        self.metrics.transient_fallbacks.labels(entry.category.name).inc()
+        what = "timed out" if isinstance(error, CallTimeout) else "is temporarily unavailable"
+        reason = " ".join(str(error).split())[:300]
+        if consecutive >= self.config.transient_max_consecutive:
+            resource = Resource(
+                phase=Phase.RETRYABLE_FAILED,
+                message=f"{entry.name} {what} for {consecutive} consecutive status checks: {reason}",
+            )
+            log.warning("%s get: giving up after %d transient failures: %s", entry.label, consecutive, reason)
+        else:
+            phase = last if last is not None and last not in _TERMINAL else int(Phase.RUNNING)
+            resource = Resource(
+                phase=phase,
+                message=f"status unknown, {entry.name} {what} ({consecutive} in a row); will check again: {reason}",
+            )
+            log.warning("%s get: transient failure %d, answering the last phase: %s", entry.label, consecutive, reason)
+        return convert(resource) if convert is not None else resource
+
+    async def delete(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        resource_meta: bytes,
+        *,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> None:
+        """Call ``delete``."""
+        entry = self.lookup(key)
+        op = entry.ops["delete"]
+        start = time.perf_counter()
+        op.in_flight.inc()
+        try:
+            method = entry.method("delete")
+            kwargs = {"resource_meta": entry.decode(resource_meta)}
+            if extra:
+                kwargs = method.keywords({**kwargs, **extra})
+            await self._invoke(entry, method, kwargs, self._bound(entry, timeout), None)
+        except asyncio.CancelledError:
+            op.failed("CANCELLED")
+            raise
+        except BaseException as e:
+            raise self._fail(e, entry, None, "delete", op) from e
+        finally:
+            op.in_flight.dec()
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+
+    async def do(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        task_template: Any,
+        output_prefix: str,
+        inputs: Any = None,
+        *,
+        convert: Callable[[Resource], T] | None = None,
+        timeout: float | None = None,
+        input_bytes: int | None = None,
+        **extra: Any,
+    ) -> T:
+        """Call a sync connector's ``do`` and return ``convert(resource)``; the phase must be terminal."""
+        entry = self.lookup(key)
+        op = entry.ops["do"]
+        self._observe_inputs(entry, inputs, input_bytes)
+        start = time.perf_counter()
+        op.in_flight.inc()
+        try:
+            method = entry.method("do")
+            kwargs = method.keywords(
+                {"task_template": task_template, "output_prefix": output_prefix, "inputs": inputs, **extra}
+            )
+            post = functools.partial(_checked_resource, entry, "do", convert)
+            result = await self._invoke(entry, method, kwargs, self._bound(entry, timeout), post)
+        except asyncio.CancelledError:
+            op.failed("CANCELLED")
+            raise
+        except BaseException as e:
+            raise self._fail(e, entry, None, "do", op) from e
+        finally:
+            op.in_flight.dec()
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+        return result  # type: ignore[no-any-return]
+
+    async def get_metrics(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        resource_meta: bytes,
+        *,
+        convert: Callable[[Any], T] | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> T:
+        """Call the optional ``get_metrics`` (UNIMPLEMENTED when absent); ``extra`` carries queries, times, step."""
+        entry = self.lookup(key)
+        op = entry.ops["get_metrics"]
+        start = time.perf_counter()
+        op.in_flight.inc()
+        try:
+            method = entry.method("get_metrics")
+            kwargs = method.keywords({"resource_meta": entry.decode(resource_meta), **extra})
+            post = functools.partial(_checked, entry, "get_metrics", convert)
+            result = await self._invoke(entry, method, kwargs, self._bound(entry, timeout), post)
+        except asyncio.CancelledError:
+            op.failed("CANCELLED")
+            raise
+        except BaseException as e:
+            raise self._fail(e, entry, None, "get_metrics", op) from e
+        finally:
+            op.in_flight.dec()
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+        return result  # type: ignore[no-any-return]
+
+    async def get_logs(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        resource_meta: bytes,
+        *,
+        convert: Callable[[Any], T] | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[T]:
+        """Stream the optional ``get_logs`` pages: a response, a list of them, a generator or an async generator."""
+        entry = self.lookup(key)
+        op = entry.ops["get_logs"]
+        start = time.perf_counter()
+        op.in_flight.inc()
+        try:
+            method = entry.method("get_logs")
+            kwargs = method.keywords({"resource_meta": entry.decode(resource_meta), **extra})
+            bound = self._bound(entry, timeout)
+            if method.is_async_gen:
+                agen = method.func(**kwargs)
+                try:
+                    while True:
+                        try:
+                            if bound is None:
+                                page = await agen.__anext__()
+                            else:
+                                async with timeout_after(bound):
+                                    page = await agen.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            raise CallTimeout(f"{entry.name} get_logs produced no page within {bound:.1f}s") from None
+                        yield _checked(entry, "get_logs", convert, page)
+                finally:
+                    await agen.aclose()
+            else:
+                result = await self._invoke(entry, method, kwargs, bound, None)
+                if isinstance(result, (list, tuple)):
+                    for page in result:
+                        yield _checked(entry, "get_logs", convert, page)
+                elif inspect.isasyncgen(result) or hasattr(result, "__anext__"):
+                    async for page in result:
+                        yield _checked(entry, "get_logs", convert, page)
+                elif inspect.isgenerator(result):
+                    loop = asyncio.get_running_loop()
+                    while True:
+                        page = await loop.run_in_executor(self.executor, next, result, _END)
+                        if page is _END:
+                            break
+                        yield _checked(entry, "get_logs", convert, page)
+                else:
+                    yield _checked(entry, "get_logs", convert, result)
+        except (asyncio.CancelledError, GeneratorExit):
+            op.failed("CANCELLED")
+            raise
+        except BaseException as e:
+            raise self._fail(e, entry, None, "get_logs", op) from e
+        finally:
+            op.in_flight.dec()
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+
+    # -- machinery ----------------------------------------------------------------------------------------------
+
+    def _bound(self, entry: Entry, remaining: float | None) -> float | None:
+        """min(caller's remaining deadline minus a margin, the connector's timeout)."""
+        bound = entry.timeout
+        if remaining is not None:
+            usable = remaining - min(self.config.deadline_margin, remaining * 0.1)
+            bound = usable if bound is None else min(bound, usable)
+        return None if bound is None else max(bound, 0.0)
+
+    def _observe_inputs(self, entry: Entry, inputs: Any, size: int | None) -> None:
+        if size is None:
+            size = 0
+            if inputs is not None:
+                pb = inputs.to_flyte_idl() if hasattr(inputs, "to_flyte_idl") else inputs
+                size = pb.ByteSize() if hasattr(pb, "ByteSize") else 0
+        self.metrics.input_bytes.labels(entry.category.name).observe(size)
+
+    async def _invoke(
+        self,
+        entry: Entry,
+        method: ConnectorMethod,
+        kwargs: dict[str, Any],
+        bound: float | None,
+        post: Callable[[Any], Any] | None,
+    ) -> Any:
+        """Run one connector method the way it was declared, within ``bound`` seconds, then ``post`` on its result."""
+        try:
+            if method.is_async:
+                if method.name in entry.quarantined:
+                    if self._side is None:
+                        self._side = _SideLoop()
+                    fut = asyncio.wrap_future(self._side.submit(method.func(**kwargs), contextvars.copy_context()))
+                    if bound is None:
+                        result = await fut
+                    else:
+                        async with timeout_after(bound):
+                            result = await fut
+                elif bound is None:
+                    result = await method.func(**kwargs)
+                else:
+                    async with timeout_after(bound):
+                        result = await method.func(**kwargs)
+                return post(result) if post is not None else result
+            loop = asyncio.get_running_loop()
+            ctx = contextvars.copy_context()
+            cfut = loop.run_in_executor(self.executor, ctx.run, _sync_call, method.func, kwargs, post)
+            if bound is None:
+                return await cfut
+            async with timeout_after(bound):
+                return await cfut
+        except TimeoutError:
+            # Only our own bound raises TimeoutError here (a caller's cancellation is CancelledError).
+            raise CallTimeout(
+                f"{entry.name} {method.name}() did not finish within {bound or 0:.2f}s"
+                " (the caller's deadline or the connector timeout)"
+            ) from None
+
+    def _fail(
+        self,
+        exc: BaseException,
+        entry: Entry | None,
+        key: tuple[str, int] | None,
+        operation: str,
+        op: OpMetrics,
+    ) -> CallFailed:
+        """Map, count and log ``exc``; return the CallFailed to raise."""
+        if isinstance(exc, CallFailed):
+            return exc
+        if entry is not None:
+            category, connector = entry.label, entry.name
+        else:
+            category, connector = (f"{key[0]}_v{key[1]}" if key else ""), ""
+        code, details = to_status(
+            exc, operation=operation, category=category, connector=connector, debug=self.config.debug
+        )
+        op.failed(code.name)
+        if is_expected(exc):
+            log.warning("%s -> %s", details, code.name)
+        else:
+            log.error("%s -> %s", details, code.name, exc_info=exc)
+        return CallFailed(code, details)
+
+
+_END = object()
+
+
+def _phase_of(result: Any) -> int:
+    phase = getattr(result, "phase", None)
+    return int(phase) if isinstance(phase, int) else 0
+
+
+def _encode_meta(entry: Entry, meta: Any) -> bytes:
+    if not isinstance(meta, ResourceMeta):
+        raise ConnectorBug(
+            f"{entry.name}.create() returned {type(meta).__name__}, expected a ResourceMeta ({_meta_name(entry)})"
+        )
+    try:
+        data = meta.encode()
+    except Exception as e:
+        raise ConnectorBug(f"{entry.name}: resource_meta {type(meta).__name__} failed to encode: {e}") from e
+    if not isinstance(data, bytes):
+        raise ConnectorBug(f"{entry.name}: {type(meta).__name__}.encode() returned {type(data).__name__}, not bytes")
+    return data
+
+
+def _meta_name(entry: Entry) -> str:
+    return entry.meta_type.__name__ if entry.meta_type is not None else "ResourceMeta"
+
+
+def _checked_resource(entry: Entry, method: str, convert: Callable[[Resource], Any] | None, result: Any) -> Any:
+    """Validate a get/do result and convert it; problems are the connector's bug."""
+    if not isinstance(result, Resource):
+        raise ConnectorBug(f"{entry.name}.{method}() returned {type(result).__name__}, expected flyteconnect.Resource")
+    phase = result.phase
+    if phase not in _VALID_PHASES:
+        if not phase:
+            raise ConnectorBug(
+                f"{entry.name}.{method}() returned a Resource with phase UNDEFINED; return a real phase "
+                "(QUEUED, RUNNING, SUCCEEDED, FAILED...)"
+            )
+        raise ConnectorBug(f"{entry.name}.{method}() returned a Resource with an unknown phase {phase!r}")
+    if method == "do" and int(phase) not in _TERMINAL:
+        raise ConnectorBug(
+            f"{entry.name}.do() returned phase {Phase(phase).name}; a sync connector must return a terminal phase"
+        )
+    if convert is None:
+        return result
+    try:
+        return convert(result)
+    except Exception as e:
+        raise ConnectorBug(f"{entry.name}.{method}() returned a Resource that cannot be sent: {e}") from e
+
+
+def _checked(entry: Entry, method: str, convert: Callable[[Any], Any] | None, result: Any) -> Any:
+    if convert is None:
+        return result
+    try:
+        return convert(result)
+    except ConnectorBug:
+        raise
+    except Exception as e:
+        raise ConnectorBug(f"{entry.name}.{method}() returned an unusable {type(result).__name__}: {e}") from e

@@ -1,0 +1,301 @@
+"""Flyte 1 wire adapter: ``flyteidl.service.{AsyncAgentService, SyncAgentService, AgentMetadataService}``.
+
+The servicers only translate: protos in → SDK views → ``Dispatcher`` → protos out, and ``CallFailed`` → status.
+Requests arrive as raw bytes (the handlers are registered without a deserializer) so that a malformed message is an
+INVALID_ARGUMENT naming the message, not grpc's INTERNAL "Exception deserializing request!". The servicer methods
+also accept parsed request protos, so they can be called directly.
+
+Improvements over the reference server: GetTaskLogs really streams every page; GetTaskMetrics/GetTaskLogs/GetAgent
+map errors (NOT_FOUND, UNIMPLEMENTED...) instead of answering UNKNOWN; ExecuteTaskSync checks the stream shape
+(header, then inputs) and answers INVALID_ARGUMENT on misuse; GetTaskLogs/GetTaskMetrics pass the request's
+parameters (``lines``, ``token``, ``queries``, ``start_time``, ``end_time``, ``step``) to connectors that accept them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import grpc
+from flyteidl.admin import agent_pb2
+from flyteidl.service import agent_pb2_grpc
+from google.protobuf.message import DecodeError, Message
+
+from flyteconnect.connector import Resource
+from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
+from flyteconnect.server.dispatch import Dispatcher, timeout_after
+from flyteconnect.server.errors import CallFailed
+
+__all__ = [
+    "ADAPTER",
+    "AsyncConnectorService",
+    "ConnectorMetadataService",
+    "FlyteIdlV1",
+    "SyncConnectorService",
+]
+
+ASYNC_SERVICE = "flyteidl.service.AsyncAgentService"
+SYNC_SERVICE = "flyteidl.service.SyncAgentService"
+METADATA_SERVICE = "flyteidl.service.AgentMetadataService"
+
+M = TypeVar("M", bound=Message)
+
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _parse(cls: type[M], raw: Any) -> M:
+    """Parse raw request bytes (or pass a parsed message through); CallFailed(INVALID_ARGUMENT) on garbage."""
+    if type(raw) is not bytes:
+        return raw  # type: ignore[no-any-return]
+    try:
+        parsed: M = cls.FromString(raw)
+        return parsed
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise CallFailed(_INVALID, f"malformed {cls.DESCRIPTOR.name}: {e}") from None
+
+
+def _key(request: Any) -> tuple[str, int]:
+    """Routing key: task_category when it has a name, else the deprecated task_type at version 0 (as the reference)."""
+    cat = request.task_category
+    name = cat.name
+    return (name, cat.version) if name else (request.task_type, 0)
+
+
+def _resource_pb(resource: Resource) -> agent_pb2.Resource:
+    return resource.to_flyte_idl()
+
+
+def _metrics_pb(value: Any) -> agent_pb2.GetTaskMetricsResponse:
+    if isinstance(value, agent_pb2.GetTaskMetricsResponse):
+        return value
+    raise TypeError(f"expected a flyteidl.admin.GetTaskMetricsResponse, got {type(value).__name__}")
+
+
+def _logs_pb(value: Any) -> agent_pb2.GetTaskLogsResponse:
+    if isinstance(value, agent_pb2.GetTaskLogsResponse):
+        return value
+    if isinstance(value, agent_pb2.GetTaskLogsResponseBody):
+        return agent_pb2.GetTaskLogsResponse(body=value)
+    if isinstance(value, agent_pb2.GetTaskLogsResponseHeader):
+        return agent_pb2.GetTaskLogsResponse(header=value)
+    raise TypeError(f"expected a flyteidl.admin.GetTaskLogsResponse, got {type(value).__name__}")
+
+
+async def _abort(context: grpc.aio.ServicerContext, e: CallFailed) -> Any:
+    await context.abort(e.code, e.details)
+
+
+class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ignore[misc]
+    """``flyteidl.service.AsyncAgentService``: CreateTask, GetTask, DeleteTask, GetTaskMetrics, GetTaskLogs."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._d = dispatcher
+
+    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.CreateTaskResponse:
+        """Start a job; answer its resource_meta."""
+        try:
+            req = _parse(agent_pb2.CreateTaskRequest, request)
+            template = req.template
+            meta = await self._d.create(
+                (template.type, template.task_type_version),
+                TaskTemplate(template),
+                req.output_prefix,
+                LiteralMap.from_flyte_idl(req.inputs),
+                TaskExecutionMetadata(req.task_execution_metadata),
+                timeout=context.time_remaining(),
+            )
+        except CallFailed as e:
+            return await _abort(context, e)
+        return agent_pb2.CreateTaskResponse(resource_meta=meta)
+
+    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetTaskResponse:
+        """Poll a job (the hot path)."""
+        try:
+            req = _parse(agent_pb2.GetTaskRequest, request)
+            resource = await self._d.get(
+                _key(req), req.resource_meta, convert=_resource_pb, timeout=context.time_remaining()
+            )
+        except CallFailed as e:
+            return await _abort(context, e)
+        return agent_pb2.GetTaskResponse(resource=resource)
+
+    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.DeleteTaskResponse:
+        """Cancel a job."""
+        try:
+            req = _parse(agent_pb2.DeleteTaskRequest, request)
+            await self._d.delete(_key(req), req.resource_meta, timeout=context.time_remaining())
+        except CallFailed as e:
+            return await _abort(context, e)
+        return agent_pb2.DeleteTaskResponse()
+
+    async def GetTaskMetrics(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetTaskMetricsResponse:
+        """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""
+        try:
+            req = _parse(agent_pb2.GetTaskMetricsRequest, request)
+            return await self._d.get_metrics(
+                _key(req),
+                req.resource_meta,
+                convert=_metrics_pb,
+                timeout=context.time_remaining(),
+                queries=list(req.queries),
+                start_time=req.start_time,
+                end_time=req.end_time,
+                step=req.step,
+            )
+        except CallFailed as e:
+            return await _abort(context, e)
+
+    async def GetTaskLogs(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        """Stream the connector's log pages (UNIMPLEMENTED when it has no get_logs)."""
+        try:
+            req = _parse(agent_pb2.GetTaskLogsRequest, request)
+            pages = self._d.get_logs(
+                _key(req),
+                req.resource_meta,
+                convert=_logs_pb,
+                timeout=context.time_remaining(),
+                lines=req.lines,
+                token=req.token,
+            )
+            async for page in pages:
+                yield page
+        except CallFailed as e:
+            await _abort(context, e)
+
+
+class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ignore[misc]
+    """``flyteidl.service.SyncAgentService``: ExecuteTaskSync (header, inputs, half-close → one header reply)."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._d = dispatcher
+
+    async def ExecuteTaskSync(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        """Run a sync connector's ``do`` and reply with exactly one header message carrying the Resource."""
+        try:
+            header, inputs = await self._read_request(request_iterator, context)
+            template = header.template
+            resource = await self._d.do(
+                (template.type, template.task_type_version),
+                TaskTemplate(template),
+                header.output_prefix,
+                LiteralMap.from_flyte_idl(inputs),
+                convert=_resource_pb,
+                timeout=context.time_remaining(),
+                input_bytes=inputs.ByteSize(),
+                task_execution_metadata=TaskExecutionMetadata(header.task_execution_metadata),
+            )
+        except CallFailed as e:
+            await _abort(context, e)
+            return
+        yield agent_pb2.ExecuteTaskSyncResponse(header=agent_pb2.ExecuteTaskSyncResponseHeader(resource=resource))
+
+    async def _read_request(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> tuple[Any, Any]:
+        """Read the header and the inputs; misuse is INVALID_ARGUMENT (never a hang: reads are bounded)."""
+        remaining = context.time_remaining()
+        limit = self._d.config.timeout
+        bound = remaining if limit is None else (limit if remaining is None else min(limit, remaining))
+        it = request_iterator.__aiter__()
+        parts: list[Any] = []
+        try:
+            async with timeout_after(bound):
+                for _ in range(2):
+                    try:
+                        raw = await it.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    parts.append(_parse(agent_pb2.ExecuteTaskSyncRequest, raw))
+        except TimeoutError:
+            raise CallFailed(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"ExecuteTaskSync: the client sent {len(parts)} of 2 messages (header, inputs) "
+                f"within {bound or 0:.1f}s",
+            ) from None
+        if not parts:
+            raise CallFailed(_INVALID, "ExecuteTaskSync: the stream ended without a message; send header, then inputs")
+        first = parts[0]
+        kind = first.WhichOneof("part")
+        if kind != "header":
+            got = "inputs" if kind == "inputs" else "an empty message"
+            raise CallFailed(_INVALID, f"ExecuteTaskSync: the first message must be the header, got {got}")
+        if len(parts) < 2:
+            raise CallFailed(
+                _INVALID,
+                "ExecuteTaskSync: the stream ended after the header; send the inputs message (may be empty) next",
+            )
+        second = parts[1]
+        if second.WhichOneof("part") != "inputs":
+            raise CallFailed(_INVALID, "ExecuteTaskSync: the second message must be the inputs, got another header")
+        return first.header, second.inputs
+
+
+class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # type: ignore[misc]
+    """``flyteidl.service.AgentMetadataService``: ListAgents and GetAgent."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._d = dispatcher
+
+    async def GetAgent(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetAgentResponse:
+        """One connector's metadata; unknown name → NOT_FOUND."""
+        try:
+            req = _parse(agent_pb2.GetAgentRequest, request)
+            info = self._d.get_connector(req.name)
+        except CallFailed as e:
+            return await _abort(context, e)
+        return agent_pb2.GetAgentResponse(agent=info.to_flyte_idl())
+
+    async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.ListAgentsResponse:
+        """Every served connector, with its task types, categories and is_sync (what Propeller routes by)."""
+        return agent_pb2.ListAgentsResponse(agents=[info.to_flyte_idl() for info in self._d.list_connectors()])
+
+
+def _handlers(
+    kind: Callable[..., grpc.RpcMethodHandler], servicer: Any, names: dict[str, type[Message]]
+) -> dict[str, grpc.RpcMethodHandler]:
+    return {
+        name: kind(getattr(servicer, name), request_deserializer=None, response_serializer=resp.SerializeToString)
+        for name, resp in names.items()
+    }
+
+
+class FlyteIdlV1:
+    """The protocol adapter registering the three Flyte 1 services on a grpc.aio server."""
+
+    name = "v1"
+    service_names = (ASYNC_SERVICE, SYNC_SERVICE, METADATA_SERVICE)
+
+    def add_to_server(self, server: grpc.aio.Server, dispatcher: Dispatcher) -> None:
+        """Register the services, with raw-bytes request handlers (see the module docstring)."""
+        a = AsyncConnectorService(dispatcher)
+        s = SyncConnectorService(dispatcher)
+        m = ConnectorMetadataService(dispatcher)
+        services = {
+            ASYNC_SERVICE: {
+                **_handlers(
+                    grpc.unary_unary_rpc_method_handler,
+                    a,
+                    {
+                        "CreateTask": agent_pb2.CreateTaskResponse,
+                        "GetTask": agent_pb2.GetTaskResponse,
+                        "DeleteTask": agent_pb2.DeleteTaskResponse,
+                        "GetTaskMetrics": agent_pb2.GetTaskMetricsResponse,
+                    },
+                ),
+                **_handlers(grpc.unary_stream_rpc_method_handler, a, {"GetTaskLogs": agent_pb2.GetTaskLogsResponse}),
+            },
+            SYNC_SERVICE: _handlers(
+                grpc.stream_stream_rpc_method_handler, s, {"ExecuteTaskSync": agent_pb2.ExecuteTaskSyncResponse}
+            ),
+            METADATA_SERVICE: _handlers(
+                grpc.unary_unary_rpc_method_handler,
+                m,
+                {"GetAgent": agent_pb2.GetAgentResponse, "ListAgents": agent_pb2.ListAgentsResponse},
+            ),
+        }
+        for service, handlers in services.items():
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+            if hasattr(server, "add_registered_method_handlers"):
+                server.add_registered_method_handlers(service, handlers)
+
+
+ADAPTER = FlyteIdlV1()
+"""What ``app.py`` loads for ``--protocol v1``."""

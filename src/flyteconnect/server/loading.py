@@ -1,0 +1,129 @@
+"""Find the connectors to serve: user modules (import paths or files), entry points and the classic registrations.
+
+``load_connectors(...)`` never raises for a broken plugin: it returns what loaded, where each connector came from and
+what failed (one line each), so ``serve`` can report it and decide (``--strict``) whether to start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flyteconnect.connector import ConnectorBase
+from flyteconnect.registry import ConnectorRegistry, discover_connectors
+
+__all__ = ["LoadResult", "import_module", "load_connectors"]
+
+log = logging.getLogger("flyteconnect.server")
+
+
+@dataclass
+class LoadResult:
+    """The registry to serve, each category's source, and failures (source → one-line reason)."""
+
+    registry: ConnectorRegistry
+    sources: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    """Categories left out by the ``--connector`` allow-list."""
+
+
+def import_module(spec: str) -> object:
+    """Import ``spec``: a dotted module path, or a ``.py`` file (its directory goes on sys.path)."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ImportError(f"no such file: {spec}")
+        directory = str(path.resolve().parent)
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        name = path.stem
+        if name in sys.modules:
+            return sys.modules[name]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot import {spec}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    return importlib.import_module(spec)
+
+
+def _allowed(connector: ConnectorBase, allow: Collection[str] | None) -> bool:
+    if not allow:
+        return True
+    cat = connector.task_category
+    return connector.name in allow or cat.name in allow or str(cat) in allow
+
+
+def load_connectors(
+    modules: Sequence[str] = (),
+    *,
+    entry_points: bool = True,
+    allow: Collection[str] | None = None,
+    include_default: bool = True,
+) -> LoadResult:
+    """Build the registry to serve from modules, entry points and the process default registry.
+
+    Modules register through the classic ``ConnectorRegistry.register`` at import (flytekit style); entry points name
+    connector classes, instances or factories. A duplicate category is a failure of the later source.
+    ``allow`` keeps only connectors whose name, task type or category string (``name_v0``) is listed.
+    """
+    cwd = os.path.realpath(os.getcwd())
+    if cwd not in (os.path.realpath(p) for p in sys.path if p):
+        sys.path.append(cwd)  # as pyflyte serve does, so `-m my_module` finds modules in the working directory
+    default = ConnectorRegistry.default()
+    result = LoadResult(ConnectorRegistry())
+    found: list[tuple[ConnectorBase, str]] = []
+    known = set(default.categories())
+    if include_default:
+        found.extend((c, "registered before serve") for c in default.connectors())
+    for spec in modules:
+        try:
+            import_module(spec)
+        except BaseException as e:  # SystemExit or KeyboardInterrupt in a plugin must not kill discovery either
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            result.failures[f"module {spec}"] = f"{type(e).__name__}: {e}"
+            log.error("connector module %s failed to import: %s", spec, e)
+            log.debug("%s", traceback.format_exc())
+            continue
+        for c in default.connectors():
+            if c.task_category not in known:
+                known.add(c.task_category)
+                found.append((c, f"module {spec}"))
+    if entry_points:
+        discovered = discover_connectors()
+        for label, reason in discovered.failures.items():
+            result.failures[f"entry point {label}"] = reason
+        for c in discovered.connectors:
+            found.append((c, f"entry point {discovered.sources.get(str(c.task_category), '?')}"))
+    for connector, source in found:
+        key = str(connector.task_category)
+        if not _allowed(connector, allow):
+            result.skipped.append(key)
+            continue
+        if connector.task_category in result.registry:
+            if result.sources.get(key) == source:
+                continue
+            result.failures[source] = f"duplicate task category {key}: already served from {result.sources[key]}"
+            continue
+        try:
+            result.registry.register(connector)
+        except Exception as e:
+            result.failures[source] = f"{type(e).__name__}: {e}"
+            continue
+        result.sources[key] = source
+    return result

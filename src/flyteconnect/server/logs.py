@@ -1,0 +1,47 @@
+"""Server logging set-up: ``text`` (human) or ``json`` (one object per line, for log shippers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+__all__ = ["JsonFormatter", "configure_logging"]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, worker, and the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        worker = os.environ.get("FLYTECONNECT_WORKER")
+        if worker:
+            out["worker"] = worker
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Route the ``flyteconnect`` loggers (and connectors' loggers) to stderr in ``fmt`` at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    elif fmt == "text":
+        worker = os.environ.get("FLYTECONNECT_WORKER")
+        tag = f"[worker {worker}] " if worker else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s"))
+    else:
+        raise ValueError(f"unknown log format {fmt!r}: use text or json")
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())

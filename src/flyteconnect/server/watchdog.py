@@ -1,0 +1,110 @@
+"""Event-loop stall detection.
+
+The loop stamps a heartbeat every ``threshold / 4`` seconds; a daemon thread checks the stamp. When the loop has not
+beaten for ``threshold`` seconds it is stalled: the thread looks at the loop thread's Python stack for a frame of a
+known connector method (code objects registered by the dispatcher) and reports who is blocking, once per stall. This
+costs nothing per request: no wrappers around connector calls, only a timer callback a few times a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import CodeType, FrameType
+from typing import Any
+
+__all__ = ["LoopWatchdog", "Stall"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stall:
+    """One detected stall: how long so far, where the loop thread is, and the connector method found on its stack."""
+
+    seconds: float
+    location: str
+    owner: Any
+    """What the dispatcher registered for the blocking method's code object, or None if none is on the stack."""
+
+
+class LoopWatchdog:
+    """Watch one event loop; call ``on_stall(Stall)`` from the watchdog thread when it blocks beyond ``threshold``."""
+
+    def __init__(
+        self,
+        threshold: float,
+        on_stall: Callable[[Stall], None],
+        owners: Callable[[], Mapping[CodeType, Any]] = dict,
+    ) -> None:
+        if threshold <= 0:
+            raise ValueError("the stall threshold must be positive")
+        self.threshold = threshold
+        self._interval = threshold / 4
+        self._on_stall = on_stall
+        self._owners = owners
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start watching the running loop (call from the loop's thread)."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._last = time.monotonic()
+        self._beat()
+        self._thread = threading.Thread(target=self._watch, name="flyteconnect-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and the heartbeat."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _beat(self) -> None:
+        self._last = time.monotonic()
+        if not self._stop.is_set() and self._loop is not None:
+            self._timer = self._loop.call_later(self._interval, self._beat)
+
+    def _watch(self) -> None:
+        reported = False
+        while not self._stop.wait(self._interval):
+            behind = time.monotonic() - self._last
+            if behind < self.threshold:
+                if reported:
+                    log.warning("event loop resumed after a stall of about %.2fs", behind)
+                reported = False
+                continue
+            if reported:
+                continue
+            reported = True
+            try:
+                self._on_stall(self._inspect(behind))
+            except Exception:  # a reporting bug must never kill the watchdog
+                log.exception("watchdog stall callback failed")
+
+    def _inspect(self, behind: float) -> Stall:
+        frame: FrameType | None = sys._current_frames().get(self._loop_thread or 0)
+        location = "unknown"
+        if frame is not None:
+            location = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        owners = self._owners()
+        owner = None
+        while frame is not None:
+            found = owners.get(frame.f_code)
+            if found is not None:
+                owner = found
+                break
+            frame = frame.f_back
+        return Stall(behind, location, owner)
