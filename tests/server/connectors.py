@@ -136,9 +136,8 @@ class LogsConnector(AsyncConnectorBase[LogMeta]):
         return None
 
     async def get_metrics(self, resource_meta, queries=(), **kwargs):
-        from google.protobuf import struct_pb2
-
         from flyteidl.core import metrics_pb2
+        from google.protobuf import struct_pb2
 
         data = struct_pb2.Struct()
         data.update({"job": resource_meta.job_id})
@@ -232,7 +231,7 @@ class BlockingConnector(AsyncConnectorBase[BlockMeta]):
 
     async def get(self, resource_meta: BlockMeta, **kwargs):
         if resource_meta.seconds:
-            time.sleep(resource_meta.seconds)
+            time.sleep(resource_meta.seconds)  # noqa: ASYNC251 - the bug under test
         else:
             gate.wait(10)
         return Resource(phase=Phase.SUCCEEDED, message=threading.current_thread().name)

@@ -56,7 +56,9 @@ async def test_create_get_delete_with_scalar_outputs(stubs: Stubs) -> None:
     assert dict(done.resource.custom_info) == {"job": "5-ns"}
 
     await stubs.async_.DeleteTask(
-        agent_pb2.DeleteTaskRequest(task_category=agent_pb2.TaskCategory(name="echo"), resource_meta=created.resource_meta),
+        agent_pb2.DeleteTaskRequest(
+            task_category=agent_pb2.TaskCategory(name="echo"), resource_meta=created.resource_meta
+        ),
         timeout=5,
     )
     assert "5-ns" in connectors.deleted
