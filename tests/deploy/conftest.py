@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from deploy_helpers import K8S_DIR, Manifest, load_manifests, only
+from deploy_helpers import BASE_DIR, K8S_DIR, Manifest, load_manifests, only
 
 
 @pytest.fixture(scope="session")
 def manifests() -> dict[str, list[Manifest]]:
-    """deploy/kubernetes/**.yaml, parsed."""
+    """deploy/kubernetes/**.yaml (base and optional objects), parsed."""
     return load_manifests(K8S_DIR)
 
 
@@ -30,6 +30,6 @@ def container(deployment: Manifest) -> Manifest:
 
 @pytest.fixture(scope="session")
 def kustomization() -> Manifest:
-    """deploy/kubernetes/kustomization.yaml, parsed."""
-    result: Manifest = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    """deploy/kubernetes/base/kustomization.yaml, parsed."""
+    result: Manifest = yaml.safe_load((BASE_DIR / "kustomization.yaml").read_text())
     return result

@@ -13,6 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "deploy" / "kubernetes"
+BASE_DIR = K8S_DIR / "base"
 DOCS = ROOT / "docs" / "deploying.md"
 
 Manifest = dict[str, Any]

@@ -12,7 +12,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import K8S_DIR, ROOT, Manifest, load_manifests, only
+from deploy_helpers import BASE_DIR, K8S_DIR, Manifest, load_manifests, only
 
 import flyteconnect
 from flyteconnect import secrets
@@ -70,9 +70,12 @@ def test_the_validator_catches_a_misspelled_probe_field(deployment: Manifest) ->
 
 
 def test_kustomization_lists_every_base_manifest(kustomization: Manifest) -> None:
-    base_files = {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
+    base_files = {p.name for p in BASE_DIR.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == base_files
     assert kustomization["namespace"] == "flyte"
+    # `kubectl apply -k deploy/kubernetes` is the stable release: the base, nothing optional
+    top = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    assert top["resources"] == ["base"]
 
 
 def test_image_tag_is_the_package_version(kustomization: Manifest, container: Manifest) -> None:
@@ -239,8 +242,8 @@ def test_pod_runs_unprivileged(deployment: Manifest, container: Manifest) -> Non
     assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
 
 
-def test_optional_manifests_are_outside_the_kustomization(kustomization: Manifest) -> None:
+def test_optional_manifests_are_outside_the_kustomization() -> None:
     optional = load_manifests(K8S_DIR / "optional")
-    assert list(optional) == ["servicemonitor.yaml"]
-    assert not any(r.startswith("optional") for r in kustomization["resources"])
-    assert (ROOT / "deploy" / "kubernetes" / "optional" / "servicemonitor.yaml").is_file()
+    assert [doc["kind"] for docs in optional.values() for doc in docs] == ["ServiceMonitor"]
+    rendered_kinds = {doc["kind"] for doc in kustomize(K8S_DIR)} if KUBECTL else set()
+    assert "ServiceMonitor" not in rendered_kinds
