@@ -123,6 +123,8 @@ class ConnectorTask(AsyncConnectorExecutorMixin):
             raise ValueError("ConnectorTask needs a non-empty name")
         if not task_type or not isinstance(task_type, str):
             raise ValueError(f"ConnectorTask {name!r} needs a non-empty task_type")
+        if container is not None and sql is not None:
+            raise ValueError(f"ConnectorTask {name!r}: container and sql are exclusive (one TaskTemplate target)")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.name = name
