@@ -48,7 +48,7 @@ async def execute_sync(channel: grpc.aio.Channel, template: Any, inputs: Any = N
         agent_pb2.ExecuteTaskSyncRequest(
             header=agent_pb2.CreateRequestHeader(template=template.to_flyte_idl(), output_prefix="/tmp/out")
         ),
-        agent_pb2.ExecuteTaskSyncRequest(inputs=inputs.to_flyte_idl() if inputs is not None else literals_pb2.LiteralMap()),
+        agent_pb2.ExecuteTaskSyncRequest(inputs=literals_pb2.LiteralMap() if inputs is None else inputs.to_flyte_idl()),
     ]
     replies = [r async for r in stub.ExecuteTaskSync(iter(requests), timeout=20)]
     assert len(replies) == 1 and replies[0].WhichOneof("res") == "header"
