@@ -1,0 +1,336 @@
+"""Flyte 2 wire adapter: ``flyteidl2.connector.{AsyncConnectorService, ConnectorMetadataService}``.
+
+Same job as the Flyte 1 adapter (``flyteidl_v1``), same dispatcher, errors, metrics and server: protos in → SDK views
+(``v2_convert``) → ``Dispatcher`` → protos out, ``CallFailed`` → status. Flyte 2 differences handled here:
+
+- ``connection.secrets``/``configs`` of a request become keyword arguments of the connector method (when its
+  signature accepts them, as flyte-sdk passes them) and the request's secrets are visible to
+  ``flyteconnect.get_secret`` while the call runs (``request_secrets``; contextvars carry them into worker threads).
+- There is no sync service: a sync connector's ``do`` runs inside CreateTask and its Resource travels back in
+  ``resource_meta`` (the sync envelope of ``v2_convert``), so any replica answers GetTask from the bytes alone;
+  DeleteTask on it is a no-op. When the envelope would exceed ``MAX_ENVELOPE_BYTES`` the outputs are written to
+  ``<output_prefix>/outputs.pb`` (a serialised ``flyteidl2.task.Outputs``, through fsspec) and left out of the
+  envelope, so the executor reads them from there; when that is impossible the task answers FAILED with the reason.
+- GetTaskLogs streams every page the connector produces; GetTaskMetrics/GetTaskLogs accept Flyte 1 or Flyte 2
+  response protos from the connector (they are wire-compatible) and send Flyte 2 ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from flyteidl2.connector import connector_pb2
+from google.protobuf.message import Message
+
+from flyteconnect.connector import Phase, Resource
+from flyteconnect.secrets import request_secrets
+from flyteconnect.server import v2_convert as cv
+from flyteconnect.server.dispatch import Dispatcher, Entry
+from flyteconnect.server.errors import CallFailed, to_status
+from flyteconnect.server.flyteidl_v1 import _abort, _handlers, _parse
+
+__all__ = ["ADAPTER", "AsyncConnectorService", "ConnectorMetadataService", "FlyteIdlV2"]
+
+log = logging.getLogger("flyteconnect.server")
+
+ASYNC_SERVICE = "flyteidl2.connector.AsyncConnectorService"
+METADATA_SERVICE = "flyteidl2.connector.ConnectorMetadataService"
+
+
+def _get_response(resource: Resource) -> connector_pb2.GetTaskResponse:
+    return connector_pb2.GetTaskResponse(resource=cv.resource_to_v2(resource))
+
+
+def _reparse(value: Any, cls: type[Message], accepted: tuple[str, ...]) -> Any:
+    """``value`` as ``cls``: itself, or a wire-compatible Flyte 1 message of one of the ``accepted`` names."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Message) and value.DESCRIPTOR.full_name in accepted:
+        return cls.FromString(value.SerializeToString())
+    raise TypeError(f"expected a {cls.DESCRIPTOR.full_name}, got {type(value).__name__}")
+
+
+def _metrics_pb(value: Any) -> connector_pb2.GetTaskMetricsResponse:
+    return _reparse(value, connector_pb2.GetTaskMetricsResponse, ("flyteidl.admin.GetTaskMetricsResponse",))
+
+
+def _logs_pb(value: Any) -> connector_pb2.GetTaskLogsResponse:
+    name = value.DESCRIPTOR.full_name if isinstance(value, Message) else ""
+    if name.endswith("GetTaskLogsResponseBody"):
+        return connector_pb2.GetTaskLogsResponse(body=_reparse(value, connector_pb2.GetTaskLogsResponseBody, (name,)))
+    if name.endswith("GetTaskLogsResponseHeader"):
+        header = _reparse(value, connector_pb2.GetTaskLogsResponseHeader, (name,))
+        return connector_pb2.GetTaskLogsResponse(header=header)
+    return _reparse(value, connector_pb2.GetTaskLogsResponse, ("flyteidl.admin.GetTaskLogsResponse",))
+
+
+def _connection(request: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """(keyword arguments, secrets) of the request's connection; both empty when it has none (the common case)."""
+    if not request.HasField("connection"):
+        return {}, {}
+    conn = request.connection
+    return cv.connection_kwargs(conn), cv.connection_secrets(conn)
+
+
+def _secrets(secrets: dict[str, str]) -> contextlib.AbstractContextManager[None]:
+    return request_secrets(secrets) if secrets else contextlib.nullcontext()
+
+
+class AsyncConnectorService:
+    """``flyteidl2.connector.AsyncConnectorService``: CreateTask, GetTask, DeleteTask, GetTaskMetrics, GetTaskLogs."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._d = dispatcher
+
+    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.CreateTaskResponse:
+        """Start a job (or run a sync connector to completion); answer its resource_meta."""
+        try:
+            req = _parse(connector_pb2.CreateTaskRequest, request)
+            template = req.template
+            key = (template.type, template.task_type_version)
+            entry = self._d.lookup(key)
+            kwargs, secrets = _connection(req)
+            args = (
+                cv.template_view(template),
+                req.output_prefix,
+                cv.inputs_view(req.inputs),
+            )
+            with _secrets(secrets):
+                if entry.connector.is_sync:
+                    meta = await self._run_sync(entry, key, args, req, context, kwargs)
+                else:
+                    meta = await self._d.create(
+                        key,
+                        *args,
+                        cv.metadata_view(req.task_execution_metadata),
+                        timeout=context.time_remaining(),
+                        input_bytes=req.inputs.ByteSize(),
+                        **kwargs,
+                    )
+        except CallFailed as e:
+            return await _abort(context, e)
+        return connector_pb2.CreateTaskResponse(resource_meta=meta)
+
+    async def _run_sync(
+        self,
+        entry: Entry,
+        key: tuple[str, int],
+        args: tuple[Any, ...],
+        req: Any,
+        context: grpc.aio.ServicerContext,
+        kwargs: dict[str, Any],
+    ) -> bytes:
+        resource: connector_pb2.Resource = await self._d.do(
+            key,
+            *args,
+            convert=cv.resource_to_v2,
+            timeout=context.time_remaining(),
+            input_bytes=req.inputs.ByteSize(),
+            task_execution_metadata=cv.metadata_view(req.task_execution_metadata),
+            **kwargs,
+        )
+        try:
+            return cv.encode_envelope(resource)
+        except cv.EnvelopeTooLarge as e:
+            return await self._spill(entry, resource, req.output_prefix, e)
+
+    async def _spill(
+        self, entry: Entry, resource: connector_pb2.Resource, output_prefix: str, error: cv.EnvelopeTooLarge
+    ) -> bytes:
+        """Write the outputs to ``<output_prefix>/outputs.pb`` and send the envelope without them (see module doc)."""
+        reason = str(error)
+        if resource.HasField("outputs") and output_prefix:
+            uri = output_prefix.rstrip("/") + "/outputs.pb"
+            data = resource.outputs.SerializeToString()
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._d.executor, _write, uri, data)
+            except Exception as e:
+                reason = f"{reason}; writing the outputs to {uri} failed: {type(e).__name__}: {e}"
+            else:
+                slim = connector_pb2.Resource()
+                slim.CopyFrom(resource)
+                slim.ClearField("outputs")
+                try:
+                    log.info("%s: sync outputs (%d bytes) written to %s", entry.label, len(data), uri)
+                    return cv.encode_envelope(slim)
+                except cv.EnvelopeTooLarge as e2:
+                    reason = f"{e2} even without outputs"
+        elif not output_prefix:
+            reason = f"{reason} and the request has no output_prefix to write the outputs to"
+        log.warning("%s: %s", entry.label, reason)
+        failed = connector_pb2.Resource(
+            phase=int(Phase.FAILED),  # type: ignore[arg-type]
+            message=f"{entry.name}: {reason}",
+        )
+        return cv.encode_envelope(failed)
+
+    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetTaskResponse:
+        """Poll a job (the hot path); a sync connector's result is read back from the envelope."""
+        try:
+            req = _parse(connector_pb2.GetTaskRequest, request)
+            cat = req.task_category
+            key = (cat.name, cat.version)
+            entry = self._d.lookup(key)
+            if entry.connector.is_sync:
+                return connector_pb2.GetTaskResponse(resource=self._from_envelope(entry, req.resource_meta))
+            if req.HasField("connection"):
+                kwargs, secrets = _connection(req)
+                with _secrets(secrets):
+                    return await self._d.get(
+                        key, req.resource_meta, convert=_get_response, timeout=context.time_remaining(), **kwargs
+                    )
+            return await self._d.get(key, req.resource_meta, convert=_get_response, timeout=context.time_remaining())
+        except CallFailed as e:
+            return await _abort(context, e)
+
+    def _from_envelope(self, entry: Entry, data: bytes) -> connector_pb2.Resource:
+        op = entry.ops["get"]
+        start = time.perf_counter()
+        try:
+            resource = cv.decode_envelope(data)
+        except Exception as e:
+            code, details = to_status(e, operation="get", category=entry.label, connector=entry.name)
+            op.failed(code.name)
+            log.warning("%s -> %s", details, code.name)
+            raise CallFailed(code, details) from e
+        finally:
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+        return resource
+
+    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.DeleteTaskResponse:
+        """Cancel a job; a no-op for a sync connector (its task finished inside CreateTask)."""
+        try:
+            req = _parse(connector_pb2.DeleteTaskRequest, request)
+            cat = req.task_category
+            key = (cat.name, cat.version)
+            entry = self._d.lookup(key)
+            if entry.connector.is_sync:
+                entry.ops["delete"].success.inc()
+                return connector_pb2.DeleteTaskResponse()
+            kwargs, secrets = _connection(req)
+            with _secrets(secrets):
+                await self._d.delete(key, req.resource_meta, timeout=context.time_remaining(), **kwargs)
+        except CallFailed as e:
+            return await _abort(context, e)
+        return connector_pb2.DeleteTaskResponse()
+
+    async def GetTaskMetrics(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> connector_pb2.GetTaskMetricsResponse:
+        """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""
+        try:
+            req = _parse(connector_pb2.GetTaskMetricsRequest, request)
+            result: connector_pb2.GetTaskMetricsResponse = await self._d.get_metrics(
+                cv.category_of(req),
+                req.resource_meta,
+                convert=_metrics_pb,
+                timeout=context.time_remaining(),
+                queries=list(req.queries),
+                start_time=req.start_time,
+                end_time=req.end_time,
+                step=req.step,
+            )
+            return result
+        except CallFailed as e:
+            return await _abort(context, e)
+
+    async def GetTaskLogs(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        """Stream every log page the connector produces (UNIMPLEMENTED when it has no get_logs)."""
+        try:
+            req = _parse(connector_pb2.GetTaskLogsRequest, request)
+            pages = self._d.get_logs(
+                cv.category_of(req),
+                req.resource_meta,
+                convert=_logs_pb,
+                timeout=context.time_remaining(),
+                lines=req.lines,
+                token=req.token,
+            )
+            async for page in pages:
+                yield page
+        except CallFailed as e:
+            await _abort(context, e)
+
+
+class ConnectorMetadataService:
+    """``flyteidl2.connector.ConnectorMetadataService``: GetConnector and ListConnectors."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._d = dispatcher
+
+    async def GetConnector(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetConnectorResponse:
+        """One connector's metadata; unknown name → NOT_FOUND."""
+        try:
+            req = _parse(connector_pb2.GetConnectorRequest, request)
+            info = self._d.get_connector(req.name)
+        except CallFailed as e:
+            return await _abort(context, e)
+        return connector_pb2.GetConnectorResponse(connector=cv.connector_to_v2(info.name, info.categories))
+
+    async def ListConnectors(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> connector_pb2.ListConnectorsResponse:
+        """Every served connector with its task categories (sync ones included: they are served through CreateTask)."""
+        infos = self._d.list_connectors()
+        return connector_pb2.ListConnectorsResponse(
+            connectors=[cv.connector_to_v2(info.name, info.categories) for info in infos]
+        )
+
+
+def _write(uri: str, data: bytes) -> None:
+    import fsspec
+
+    with fsspec.open(uri, "wb") as f:
+        f.write(data)
+
+
+class FlyteIdlV2:
+    """The protocol adapter registering the two Flyte 2 services on a grpc.aio server."""
+
+    name = "v2"
+    service_names = (ASYNC_SERVICE, METADATA_SERVICE)
+
+    def add_to_server(self, server: grpc.aio.Server, dispatcher: Dispatcher) -> None:
+        """Register the services, with raw-bytes request handlers (malformed requests are INVALID_ARGUMENT)."""
+        a = AsyncConnectorService(dispatcher)
+        m = ConnectorMetadataService(dispatcher)
+        services = {
+            ASYNC_SERVICE: {
+                **_handlers(
+                    grpc.unary_unary_rpc_method_handler,
+                    a,
+                    {
+                        "CreateTask": connector_pb2.CreateTaskResponse,
+                        "GetTask": connector_pb2.GetTaskResponse,
+                        "DeleteTask": connector_pb2.DeleteTaskResponse,
+                        "GetTaskMetrics": connector_pb2.GetTaskMetricsResponse,
+                    },
+                ),
+                **_handlers(
+                    grpc.unary_stream_rpc_method_handler, a, {"GetTaskLogs": connector_pb2.GetTaskLogsResponse}
+                ),
+            },
+            METADATA_SERVICE: _handlers(
+                grpc.unary_unary_rpc_method_handler,
+                m,
+                {
+                    "GetConnector": connector_pb2.GetConnectorResponse,
+                    "ListConnectors": connector_pb2.ListConnectorsResponse,
+                },
+            ),
+        }
+        for service, handlers in services.items():
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+            if hasattr(server, "add_registered_method_handlers"):
+                server.add_registered_method_handlers(service, handlers)
+
+
+ADAPTER = FlyteIdlV2()
+"""What ``app.py`` loads for ``--protocol v2``."""
