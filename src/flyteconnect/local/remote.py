@@ -243,7 +243,14 @@ class FlyteIdlV1Client:
 
 ProtocolFactory = Callable[[str, "TlsOptions | None", float], Backend]
 
-PROTOCOLS: dict[str, ProtocolFactory] = {"v1": FlyteIdlV1Client}
+
+def _flyteidl_v2(target: str, tls: TlsOptions | None, rpc_timeout: float) -> Backend:
+    from flyteconnect.local.remote_v2 import FlyteIdlV2Client  # imported only when Flyte 2 is asked for
+
+    return FlyteIdlV2Client(target, tls, rpc_timeout)
+
+
+PROTOCOLS: dict[str, ProtocolFactory] = {"v1": FlyteIdlV1Client, "v2": _flyteidl_v2}
 """Client protocols by name (``flyteconnect run --protocol``); a Flyte 2 client registers ``"v2"`` here."""
 
 

@@ -8,11 +8,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
-from flyteidl.core import identifier_pb2, interface_pb2, literals_pb2, security_pb2, tasks_pb2, types_pb2
+from flyteidl.core import identifier_pb2, interface_pb2, literals_pb2, security_pb2, tasks_pb2
 from google.protobuf import duration_pb2, struct_pb2
 
 from flyteconnect import __version__
 from flyteconnect.connector import TaskCategory
+from flyteconnect.literals import to_literal_type
 from flyteconnect.local.mixins import AsyncConnectorExecutorMixin
 
 __all__ = ["ConnectorTask", "SecretRequest"]
@@ -25,23 +26,12 @@ _DEFAULT_DOMAIN = "development"
 _DEFAULT_VERSION = "local"
 
 
-def _literal_type(python_type: Any) -> Any:
-    from flyteconnect import literals
-
-    convert = getattr(literals, "to_literal_type", None)
-    if convert is not None:
-        return convert(python_type)
-    # TEMPORARY until the literal engine lands: primitives only.
-    simple = {int: "INTEGER", float: "FLOAT", str: "STRING", bool: "BOOLEAN"}
-    if python_type in simple:
-        return types_pb2.LiteralType(simple=types_pb2.SimpleType.Value(simple[python_type]))
-    raise TypeError(f"no literal type for {python_type!r}")
-
-
 def _variable_map(types: Mapping[str, Any]) -> interface_pb2.VariableMap:
     # flytekit uses the variable name as its description when the docstring gives none; we do the same.
     return interface_pb2.VariableMap(
-        variables={name: interface_pb2.Variable(type=_literal_type(tp), description=name) for name, tp in types.items()}
+        variables={
+            name: interface_pb2.Variable(type=to_literal_type(tp), description=name) for name, tp in types.items()
+        }
     )
 
 
