@@ -1,0 +1,123 @@
+"""``python -m benchmarks``: the performance suite.
+
+Starts the bare grpc.aio servicer (the ceiling) and ``flyteconnect serve`` with the benchmark connectors, drives both
+with h2load (installed from Debian's nghttp2-client when missing), and writes ``benchmarks/results/latest.{json,md}``.
+
+    python -m benchmarks                     # full run (~3 minutes on 2 cores)
+    python -m benchmarks --smoke             # tiny sizes, ~30 s: proves the suite runs (CI)
+    python -m benchmarks --against-flytekit  # also flytekit's `pyflyte serve connector` (scratch venv)
+    python -m benchmarks --soak              # 10^6 GetTask calls, RSS every 10^5 (run by hand)
+    python -m benchmarks --subject bare      # bare vs bare: validates the method (ratios ~1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks import report, runner, scenarios, servers
+from benchmarks.h2load import H2LoadError
+from benchmarks.verify import CallFailed
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCRATCH_FLYTEKIT = Path.home() / ".cache" / "flyteconnect-bench" / "flytekit-venv"
+
+
+def _flytekit_venv(explicit: str | None) -> Path:
+    """A virtualenv with flytekit[connector]: the given one, $FLYTEKIT_VENV, or a scratch one created on first use."""
+    for candidate in (explicit, os.environ.get("FLYTEKIT_VENV")):
+        if candidate:
+            venv = Path(candidate)
+            if not (venv / "bin" / "pyflyte").exists():
+                raise SystemExit(f"{venv} has no bin/pyflyte: pip install 'flytekit[connector]' into it")
+            return venv
+    venv = SCRATCH_FLYTEKIT
+    if not (venv / "bin" / "pyflyte").exists():
+        print(f"creating a scratch virtualenv with flytekit[connector] in {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "flytekit[connector]"], check=True)
+    return venv
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: check the suite works, numbers meaningless")
+    p.add_argument("--soak", action="store_true", help="soak: many GetTask calls, RSS sampled (run by hand)")
+    p.add_argument("--soak-calls", type=int, default=1_000_000)
+    p.add_argument("--soak-every", type=int, default=100_000, help="sample RSS every this many calls")
+    p.add_argument("--against-flytekit", action="store_true", help="also measure flytekit's pyflyte serve connector")
+    p.add_argument("--flytekit-venv", help="virtualenv with flytekit[connector] (default: $FLYTEKIT_VENV or scratch)")
+    p.add_argument(
+        "--subject",
+        choices=("flyteconnect", "bare"),
+        default="flyteconnect",
+        help="server under test ('bare': bare vs bare)",
+    )
+    p.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--seconds", type=float, help="length of one measured run (default 1.2, smoke 0.3)")
+    p.add_argument("--rounds", type=int, help="rounds; medians count (default 5, smoke 1)")
+    p.add_argument("--pool-size", type=int, default=16, help="thread pool for def connectors, both servers")
+    p.add_argument("--out", type=Path, help="output directory (default benchmarks/results; smoke: a temporary dir)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run what the flags ask for; exit status 0 when the suite ran (targets are reported, not enforced)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        for sc in scenarios.SCENARIOS:
+            print(f"{sc.name:24} {sc.title}")
+        return 0
+    try:
+        selected = scenarios.select(args.scenario)
+    except ValueError as e:
+        parser.error(str(e))
+    work = Path(tempfile.mkdtemp(prefix="flyteconnect-bench-"))
+    out = args.out or (work / "results" if args.smoke else RESULTS)
+
+    if args.subject == "bare":
+        subject, subject_w2 = servers.bare_spec(args.pool_size), servers.bare_spec(args.pool_size)
+        subject = servers.ServerSpec("flyteconnect", subject.argv, description="bare (method check)")
+        subject_w2 = servers.ServerSpec("flyteconnect-w2", subject_w2.argv, description="bare (method check)")
+    else:
+        pool = ("--threads", str(args.pool_size))
+        subject = servers.flyteconnect_spec(1, extra=pool)
+        subject_w2 = servers.flyteconnect_spec(2, label="flyteconnect-w2", extra=pool)
+    specs = {"bare": servers.bare_spec(args.pool_size), "flyteconnect": subject, "flyteconnect-w2": subject_w2}
+    if args.against_flytekit:
+        specs["flytekit"] = servers.flytekit_spec(_flytekit_venv(args.flytekit_venv))
+
+    settings = runner.Settings(scenarios=selected, specs=specs, pool_size=args.pool_size, work_dir=work)
+    if args.smoke:
+        settings.seconds, settings.rounds, settings.startup_runs = 0.3, 1, 1
+        settings.in_flight_cap, settings.min_requests, settings.mode = 32, 50, "smoke"
+    settings.seconds = args.seconds or settings.seconds
+    settings.rounds = args.rounds or settings.rounds
+
+    try:
+        if args.soak:
+            calls, every = args.soak_calls, args.soak_every
+            get = scenarios.select(["get_outputs"])[0]
+            print(f"soak: {calls:,} x {get.title} on {subject.label}, RSS every {every:,} calls", flush=True)
+            result = runner.run_soak(subject, get, calls, every, settings, log=lambda m: print(m, flush=True))
+            paths = report.write_report(result, out, stem="soak" if not args.smoke else "soak-smoke")
+        else:
+            result = runner.run_suite(settings, log=lambda m: print(m, flush=True))
+            paths = report.write_report(result, out)
+    except (H2LoadError, servers.ServerStartError, CallFailed) as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 2
+    print()
+    print(paths[1].read_text())
+    print(f"written: {paths[0]} and {paths[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""CI smoke test of the performance suite: it runs with tiny sizes and writes a well-formed report.
+
+Never asserts on speed: the numbers of a smoke run are meaningless, only the machinery is checked (servers start,
+h2load drives them, every call is verified gRPC OK, the JSON and markdown reports are complete).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
+    proc = _run(["--smoke", "--out", str(tmp_path)], timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    report = json.loads((tmp_path / "latest.json").read_text())
+    names = [sc["name"] for sc in report["scenarios"]]
+    assert {"list_agents", "create", "get_outputs", "get_running", "delete", "execute_sync"} <= set(names)
+    assert {"get_await_50ms", "get_blocking_50ms", "get_outputs_workers2"} <= set(names)
+    for sc in report["scenarios"]:
+        assert set(sc["results"]) == {"bare", sc["subject"]}, sc["name"]
+        for label, r in sc["results"].items():
+            assert r["req_per_s"] > 0, (sc["name"], label)
+            assert r["failed"] == 0 and r["grpc_ok"] == r["succeeded"] > 0, (sc["name"], label, r)
+            assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"], (sc["name"], label)
+            assert r["cpu_us_per_req"] > 0, (sc["name"], label)
+        assert sc["ratio"] > 0, sc["name"]
+    for label in ("bare", "flyteconnect", "flyteconnect-w2"):
+        server = report["servers"][label]
+        assert server["startup_s"] > 0 and server["idle_rss_mib"] > 0 and server["rss_after_load_mib"] > 0
+    targets = {t["target"]: t for t in report["targets"]}
+    assert "startup to first answered ListAgents (s)" in targets and "idle RSS (MiB)" in targets
+    assert targets["every measured call answered gRPC OK"]["pass"] is True
+    assert all(isinstance(t["pass"], bool) for t in report["targets"])
+
+    markdown = (tmp_path / "latest.md").read_text()
+    assert markdown.count("\n| ") >= len(names) + 3 + len(report["targets"])
+    assert "| Scenario |" in markdown and "| Target |" in markdown and report["machine"]["cpu"] in markdown
+
+
+def test_smoke_soak_samples_memory(tmp_path: Path) -> None:
+    proc = _run(["--soak", "--smoke", "--soak-calls", "600", "--soak-every", "200", "--out", str(tmp_path)], 60)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    report = json.loads((tmp_path / "soak-smoke.json").read_text())
+    assert report["calls"] == 600 and report["failed_calls"] == 0
+    assert [s["calls"] for s in report["samples"]] == [0, 200, 400, 600]
+    assert all(s["rss_mib"] > 0 for s in report["samples"])
+    assert isinstance(report["pass"], bool) and "growth_after_warmup_mib" in report
+    assert "RSS growth after the first chunk" in (tmp_path / "soak-smoke.md").read_text()
+
+
+def test_unknown_scenario_is_a_clear_error() -> None:
+    proc = _run(["--scenario", "no_such_scenario"], timeout=30)
+    assert proc.returncode != 0
+    assert "unknown scenario(s) no_such_scenario; known: list_agents" in proc.stderr
