@@ -37,6 +37,8 @@ class EchoMeta(ResourceMeta):
 def echo_outputs(kind: str, job_id: str) -> Any:
     if kind == "scalars":
         return {"i": 42, "f": 2.5, "s": f"done {job_id}", "b": True}
+    if kind == "collections":
+        return {"l": [1, 2, 3], "names": ["a", "b"], "d": {"k": 1.5}}
     if kind == "literal_map":
         lit = literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(integer=7)))
         return literals_pb2.LiteralMap(literals={"x": lit})
@@ -176,6 +178,8 @@ class FaultyConnector(AsyncConnectorBase[FaultyMeta]):
             return {"not": "a ResourceMeta"}
         if mode == "huge_error":
             raise RuntimeError("x" * 100_000)
+        if mode == "hang":
+            await asyncio.sleep(3600)
         return FaultyMeta(mode=mode)
 
     async def get(self, resource_meta: FaultyMeta, **kwargs):
@@ -207,11 +211,17 @@ class FaultyConnector(AsyncConnectorBase[FaultyMeta]):
             raise NotImplementedError
         if mode == "queued":
             return Resource(phase=Phase.QUEUED)
+        if mode == "queued_then_transient":
+            if calls["faulty:queued_then_transient"] == 1:
+                return Resource(phase=Phase.QUEUED)
+            raise TransientError("lost contact")
         return Resource(phase=Phase.RUNNING, message=mode)
 
     async def delete(self, resource_meta: FaultyMeta, **kwargs):
         if resource_meta.mode == "raise":
             raise RuntimeError("delete exploded")
+        if resource_meta.mode == "hang":
+            await asyncio.sleep(3600)
 
 
 @dataclass

@@ -64,6 +64,17 @@ async def test_create_get_delete_with_scalar_outputs(stubs: Stubs) -> None:
     assert "5-ns" in connectors.deleted
 
 
+async def test_collection_outputs(stubs: Stubs) -> None:
+    meta = connectors.EchoMeta(job_id="coll", kind="collections").encode()
+    await stubs.async_.GetTask(get_request("echo", meta), timeout=5)
+    done = await stubs.async_.GetTask(get_request("echo", meta), timeout=5)
+    assert literal_map_to_python(done.resource.outputs, {"l": list[int], "names": list[str], "d": dict}) == {
+        "l": [1, 2, 3],
+        "names": ["a", "b"],
+        "d": {"k": 1.5},
+    }
+
+
 async def test_outputs_given_as_literal_map_proto_and_absent(stubs: Stubs) -> None:
     meta = connectors.EchoMeta(job_id="lm", kind="literal_map").encode()
     await stubs.async_.GetTask(get_request("echo", meta), timeout=5)

@@ -1,0 +1,269 @@
+"""``flyteconnect serve``: load connectors, print what is served, run the gRPC server until SIGTERM/SIGINT.
+
+A thin shell over ``flyteconnect.server``: discovery (``loading``), the server (``app``) and the multi-process
+supervisor (``workers``). Prints ``listening on HOST:PORT`` once serving (parseable; ``--port 0`` picks a port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from flyteconnect.server.dispatch import default_threads
+
+__all__ = ["common_discovery_options", "connector_table", "discover", "serve"]
+
+
+def _size(text: str) -> int:
+    units = {"kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2, "gib": 1024**3, "gb": 1000**3, "b": 1}
+    lowered = text.strip().lower()
+    for suffix, factor in units.items():
+        if lowered.endswith(suffix):
+            return int(float(lowered[: -len(suffix)]) * factor)
+    return int(lowered)
+
+
+def common_discovery_options(f: Any) -> Any:
+    """The discovery flags shared by ``serve`` and ``list``."""
+    f = click.option(
+        "--connector",
+        "connectors",
+        multiple=True,
+        metavar="NAME",
+        help="Serve only these connectors (name, task type or name_vN); repeatable.",
+    )(f)
+    f = click.option(
+        "--entry-points/--no-entry-points",
+        default=True,
+        show_default=True,
+        help="Discover connectors from the 'flyteconnect.connectors' entry points.",
+    )(f)
+    f = click.option(
+        "--module",
+        "-m",
+        "modules",
+        multiple=True,
+        metavar="MODULE",
+        help="Import a module (dotted path or .py file) whose connectors register themselves; repeatable.",
+    )(f)
+    return f
+
+
+def discover(modules: Sequence[str], entry_points: bool, connectors: Sequence[str]) -> Any:
+    """Run discovery (``flyteconnect.server.loading.load_connectors``)."""
+    from flyteconnect.server.loading import load_connectors
+
+    return load_connectors(modules, entry_points=entry_points, allow=set(connectors) or None)
+
+
+def connector_table(result: Any, title: str = "Connectors") -> Any:
+    """A rich Table of the connectors in a LoadResult: name, task type, version, kind, methods, source."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("Connector", "Task type", "Version", "Kind", "Methods", "Source"):
+        table.add_column(column)
+    for connector in result.registry.connectors():
+        methods = connector.methods()
+        flavours = {m.is_async for m in methods.values()}
+        style = "async def" if flavours == {True} else "def" if flavours == {False} else "mixed"
+        table.add_row(
+            connector.name,
+            connector.task_type_name,
+            str(connector.task_type_version),
+            "sync" if connector.is_sync else "async",
+            f"{', '.join(methods)} ({style})",
+            result.sources.get(str(connector.task_category), ""),
+        )
+    return table
+
+
+def report_failures(console: Any, result: Any) -> None:
+    """Print one line per plugin that failed to load."""
+    for source, reason in result.failures.items():
+        console.print(f"[red]failed to load[/red] {source}: {reason}", markup=True, highlight=False)
+
+
+def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) -> list[str]:
+    """This command's options re-rendered for worker ``index`` (single process, shared port)."""
+    args = ["serve"]
+    assert isinstance(ctx.command, click.Command)
+    overrides: dict[str, Any] = {"workers": 1, "port": port, "metrics_port": metrics_port, "worker_index": index}
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = overrides.get(param.name, ctx.params.get(param.name))
+        if param.is_flag:
+            if param.secondary_opts:
+                args.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                args.append(param.opts[0])
+        elif param.multiple:
+            for item in value or ():
+                args += [param.opts[0], str(item)]
+        elif value is not None:
+            args += [param.opts[0], str(value)]
+    return args
+
+
+@click.command()
+@common_discovery_options
+@click.option("--host", default="[::]", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="gRPC port (0 picks a free one).")
+@click.option("--metrics-port", default=9090, show_default=True, type=int, help="Prometheus HTTP port (0 disables).")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True)
+@click.option(
+    "--protocol",
+    "protocols",
+    default=None,
+    metavar="v1,v2",
+    help="Protocols to serve (default: every installed one; v2 needs flyteidl2).",
+)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes sharing the port.")
+@click.option(
+    "--threads",
+    default=default_threads(),
+    show_default=True,
+    type=click.IntRange(1),
+    help="Worker threads per process for connector methods written as plain def.",
+)
+@click.option("--timeout", default=60.0, show_default=True, type=float, help="Bound of one connector call, seconds.")
+@click.option("--grace", default=30.0, show_default=True, type=float, help="Seconds to finish in-flight calls on stop.")
+@click.option("--max-message-size", default="64MiB", show_default=True, help="Largest request/response (e.g. 16MiB).")
+@click.option(
+    "--stall-threshold", default=0.5, show_default=True, type=float, help="Event-loop stall warning, seconds."
+)
+@click.option(
+    "--quarantine/--no-quarantine",
+    default=True,
+    show_default=True,
+    help="Run async methods caught blocking the loop on a separate loop thread.",
+)
+@click.option("--transient-retries", default=2, show_default=True, type=int, help="Retries of a transient get failure.")
+@click.option(
+    "--transient-max-consecutive",
+    default=10,
+    show_default=True,
+    type=int,
+    help="Consecutive transiently failed polls of one job before answering RETRYABLE_FAILED.",
+)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certs by this CA.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--debug", is_flag=True, help="Add traceback frames to error details sent to callers.")
+@click.option("--strict", is_flag=True, help="Refuse to start when a connector module or plugin fails to load.")
+@click.option("--worker-index", type=int, default=None, hidden=True)
+@click.pass_context
+def serve(ctx: click.Context, /, **opts: Any) -> None:
+    """Serve connectors over gRPC (Flyte 1 and Flyte 2 protocols)."""
+    from rich.console import Console
+
+    from flyteconnect.server.logs import configure_logging
+
+    configure_logging(opts["log_level"], opts["log_format"])
+    console = Console(stderr=True)
+    worker = opts["worker_index"]
+    result = discover(opts["modules"], opts["entry_points"], opts["connectors"])
+    if worker is None:
+        console.print(connector_table(result, "flyteconnect serves"))
+        report_failures(console, result)
+    if result.failures and opts["strict"]:
+        raise click.ClickException(f"{len(result.failures)} connector source(s) failed to load (--strict)")
+    try:
+        max_size = _size(opts["max_message_size"])
+    except ValueError:
+        raise click.BadParameter(f"not a size: {opts['max_message_size']}", param_hint="--max-message-size") from None
+    if opts["workers"] > 1:
+        sys.exit(_supervise(ctx, opts))
+    config = _server_config(opts, max_size)
+    try:
+        asyncio.run(_serve(result.registry, config, worker))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _server_config(opts: dict[str, Any], max_size: int) -> Any:
+    from flyteconnect.server.app import ServerConfig
+    from flyteconnect.server.dispatch import DispatchConfig
+
+    protocols = [p.strip() for p in opts["protocols"].split(",") if p.strip()] if opts["protocols"] else None
+    return ServerConfig(
+        host=opts["host"],
+        port=opts["port"],
+        metrics_port=opts["metrics_port"] or None,
+        metrics_host=opts["metrics_host"],
+        protocols=protocols,
+        max_message_size=max_size,
+        grace=opts["grace"],
+        tls_cert=opts["tls_cert"],
+        tls_key=opts["tls_key"],
+        tls_client_ca=opts["tls_client_ca"],
+        reuse_port=opts["worker_index"] is not None,
+        dispatch=DispatchConfig(
+            threads=opts["threads"],
+            timeout=opts["timeout"] or None,
+            stall_threshold=opts["stall_threshold"] or None,
+            quarantine=opts["quarantine"],
+            transient_retries=opts["transient_retries"],
+            transient_max_consecutive=opts["transient_max_consecutive"],
+            debug=opts["debug"],
+        ),
+    )
+
+
+async def _serve(registry: Any, config: Any, worker: int | None) -> None:
+    from flyteconnect.server.app import ConnectorServer
+    from flyteconnect.server.workers import probe_host
+
+    server = ConnectorServer(registry, config)
+    port = await server.start()
+    who = f"worker {worker} " if worker is not None else ""
+    click.echo(f"{who}listening on {probe_host(config.host)}:{port}", err=False)
+    if server.metrics_port is not None:
+        click.echo(f"{who}metrics on http://{probe_host(config.metrics_host)}:{server.metrics_port}/metrics")
+    sys.stdout.flush()
+    await server.serve_forever()
+    click.echo(f"{who}stopped")
+
+
+def _supervise(ctx: click.Context, opts: dict[str, Any]) -> int:
+    import socket
+    import time
+
+    from flyteconnect.server.workers import Supervisor, probe_host, reserve_port
+
+    reserved = reserve_port(opts["host"], opts["port"])
+    port = reserved.getsockname()[1]
+    metrics = opts["metrics_port"]
+    supervisor = Supervisor(
+        opts["workers"],
+        lambda i: Supervisor.python_command(_child_args(ctx, i, port, metrics + i if metrics else 0)),
+        grace=opts["grace"],
+    )
+    host = probe_host(opts["host"])
+
+    def announce() -> None:
+        # Announce once a worker accepts connections (the reserved socket itself never listens).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex((host, port)) == 0:
+                    click.echo(f"listening on {host}:{port} ({opts['workers']} workers, pid {os.getpid()})")
+                    sys.stdout.flush()
+                    return
+            time.sleep(0.05)
+
+    import threading
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        return supervisor.run()
+    finally:
+        reserved.close()
