@@ -31,6 +31,9 @@ def _import_module(ref: str) -> Any:
         path = Path(ref).resolve()
         if not path.is_file():
             raise click.UsageError(f"no such file: {ref}")
+        loaded = sys.modules.get(path.stem)
+        if loaded is not None and getattr(loaded, "__file__", None) == str(path):
+            return loaded  # imported already: importing twice would register its connectors twice
         sys.path.insert(0, str(path.parent))
         spec = importlib.util.spec_from_file_location(path.stem, path)
         if spec is None or spec.loader is None:
@@ -164,7 +167,7 @@ def _error_json(task_name: str, error: BaseException, phase: str) -> dict[str, A
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable JSON document (also on failure).")
 @click.option("-m", "--module", "modules", multiple=True, help="Import a module (or file) that registers connectors.")
 @click.option("--server", metavar="HOST:PORT", help="Send the task to a running connector server instead.")
-@click.option("--protocol", default="v1", show_default=True, help="Server protocol (v1 = flyteidl agent services).")
+@click.option("--protocol", default="v1", show_default=True, help="Server protocol: v1 (flyteidl) or v2 (flyteidl2).")
 @click.option("--tls", is_flag=True, help="Connect to the server with TLS (system trust roots unless --tls-ca).")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA certificate to trust (implies --tls).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Client certificate for mutual TLS.")
