@@ -127,3 +127,12 @@ def test_import_does_not_pull_pydantic() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_flyte2_literal_value_is_converted_to_flyte1() -> None:
+    from flyteidl2.core import literals_pb2 as v2
+
+    v2_lit = v2.Literal(scalar=v2.Scalar(primitive=v2.Primitive(integer=5)))
+    lm = to_literal_map_proto({"x": v2_lit})
+    assert isinstance(lm.literals["x"], literals_pb2.Literal)
+    assert lm.literals["x"].scalar.primitive.integer == 5

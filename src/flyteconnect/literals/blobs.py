@@ -10,7 +10,7 @@ from flyteidl.core import literals_pb2, types_pb2
 from flyteconnect.literals.base import Codec, ConversionFailed
 from flyteconnect.literals.values import FlyteDirectory, FlyteFile, StructuredDataset
 
-__all__ = ["BlobCodec", "LiteralCodec", "StructuredDatasetCodec"]
+__all__ = ["BlobCodec", "LiteralCodec", "StructuredDatasetCodec", "as_v1_literal"]
 
 _Literal = literals_pb2.Literal
 
@@ -90,6 +90,18 @@ class StructuredDatasetCodec(Codec):
         return self.mismatch(lit)
 
 
+def as_v1_literal(value: Any) -> literals_pb2.Literal | None:
+    """``value`` as a ``flyteidl.core.Literal`` if it is one or a (wire-compatible) ``flyteidl2.core.Literal``."""
+    if isinstance(value, literals_pb2.Literal):
+        return value
+    descriptor = getattr(value, "DESCRIPTOR", None)
+    if descriptor is not None and getattr(descriptor, "full_name", "") == "flyteidl2.core.Literal":
+        lit = _Literal()
+        lit.ParseFromString(value.SerializeToString())
+        return lit
+    return None
+
+
 class LiteralCodec(Codec):
     """A ``flyteidl.core.Literal`` given as the value (or the type): passed through unchanged both ways."""
 
@@ -100,12 +112,13 @@ class LiteralCodec(Codec):
         raise ConversionFailed("a Literal has no LiteralType of its own")
 
     def matches(self, value: Any) -> bool:
-        return isinstance(value, literals_pb2.Literal)
+        return as_v1_literal(value) is not None
 
     def encode(self, value: Any) -> literals_pb2.Literal:
-        if not isinstance(value, literals_pb2.Literal):
+        lit = as_v1_literal(value)
+        if lit is None:
             raise self.expected(value)
-        return value
+        return lit
 
     def decode(self, lit: literals_pb2.Literal) -> Any:
         return lit

@@ -18,6 +18,7 @@ from flyteidl.core import literals_pb2, types_pb2
 from google.protobuf import json_format
 
 from flyteconnect.literals.base import Codec, ConversionFailed, show_value
+from flyteconnect.literals.blobs import as_v1_literal
 from flyteconnect.literals.containers import MSGPACK, MsgpackCodec
 from flyteconnect.literals.values import FlyteDirectory, FlyteFile, StructuredDataset, with_format
 
@@ -57,6 +58,8 @@ def infer_type(value: Any) -> Any:
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
         return type(value)
+    if as_v1_literal(value) is not None:
+        return literals_pb2.Literal
     for base, tp in _BY_TYPE.items():  # subclasses of the simple types (IntEnum handled above, str subclasses...)
         if isinstance(value, base) and base is not type(None):
             return tp
