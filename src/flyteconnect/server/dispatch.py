@@ -212,6 +212,8 @@ class _SideLoop:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 def _sync_call(func: Callable[..., Any], kwargs: dict[str, Any], post: Callable[[Any], Any] | None) -> Any:
