@@ -1,0 +1,63 @@
+"""``flyteconnect check MODULE``: run the conformance checklist on a connector module and report (exit 1 on failure)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+__all__ = ["check"]
+
+_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+_MARK = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
+
+
+@click.command("check")
+@click.argument("modules", nargs=-1, required=True)
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds each connector call may take.")
+@click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def check(modules: tuple[str, ...], timeout: float, strict: bool, as_json: bool) -> None:
+    """Import MODULES (dotted paths or .py files) and check every connector they provide.
+
+    Checks: metadata valid, resource_meta round-trips, encode is deterministic, get on an unknown job is handled,
+    delete is idempotent, async methods do not block the event loop. get and delete are called on a job that
+    cannot exist, through the connector's real client: run where its credentials (or a test double) are available.
+    """
+    from flyteconnect.testing.check import CheckReport, check_module
+
+    report = CheckReport()
+    for spec in modules:
+        report.results.extend(check_module(spec, timeout).results)
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in report.results], indent=2))
+    else:
+        _print(report)
+    code = report.exit_code(strict)
+    if code:
+        raise SystemExit(code)
+
+
+def _print(report: object) -> None:
+    from flyteconnect.testing.check import CheckReport
+
+    assert isinstance(report, CheckReport)
+    failed = len(report.failures())
+    summary = f"{len(report.results)} checks, {failed} failed"
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        for r in report.results:
+            click.echo(f"{_MARK[r.status]}  {r.connector}  {r.check}  {r.detail}")
+        click.echo(summary)
+        return
+    table = Table(title="flyteconnect check", show_lines=False)
+    for column in ("", "connector", "check", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in report.results:
+        table.add_row(f"[{_STYLE[r.status]}]{_MARK[r.status]}[/]", r.connector, r.check, r.detail)
+    console = Console(file=sys.stdout, soft_wrap=False)
+    console.print(table)
+    console.print(f"[{'bold red' if failed else 'green'}]{summary}[/]")
