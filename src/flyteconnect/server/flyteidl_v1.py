@@ -13,6 +13,7 @@ parameters (``lines``, ``token``, ``queries``, ``start_time``, ``end_time``, ``s
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -265,6 +266,8 @@ class FlyteIdlV1:
 
     def add_to_server(self, server: grpc.aio.Server, dispatcher: Dispatcher) -> None:
         """Register the services, with raw-bytes request handlers (see the module docstring)."""
+        # The service descriptors (not only the messages) must be in the default pool for server reflection.
+        importlib.import_module("flyteidl.service.agent_pb2")
         a = AsyncConnectorService(dispatcher)
         s = SyncConnectorService(dispatcher)
         m = ConnectorMetadataService(dispatcher)
