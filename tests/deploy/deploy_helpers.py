@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import fnmatch
+import functools
 import json
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +22,21 @@ BASE_DIR = K8S_DIR / "base"
 DOCS = ROOT / "docs" / "deploying.md"
 
 Manifest = dict[str, Any]
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+
+
+def kustomize(directory: Path) -> list[Manifest]:
+    """Render a kustomization with kubectl's built-in kustomize (offline); a fresh copy of a cached render."""
+    return copy.deepcopy(_kustomize(str(directory)))
+
+
+@functools.cache
+def _kustomize(directory: str) -> list[Manifest]:
+    assert KUBECTL is not None
+    out = subprocess.run([KUBECTL, "kustomize", directory], capture_output=True, text=True, timeout=60, check=True)
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
 def load_manifests(directory: Path) -> dict[str, list[Manifest]]:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import kubernetes_validate
 import pytest
-import yaml
-from deploy_helpers import K8S_DIR, Manifest, only
+from deploy_helpers import K8S_DIR, Manifest, kustomize, needs_kubectl, only
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (built-in kustomize) is not installed")
+pytestmark = needs_kubectl
 
 
 def render(directory: str) -> dict[str, list[Manifest]]:
     """kubectl kustomize ``deploy/kubernetes/<directory>``, grouped as one pseudo-file."""
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(K8S_DIR / directory)], capture_output=True, text=True, timeout=30, check=True
-    )
-    return {directory: [doc for doc in yaml.safe_load_all(out.stdout) if doc]}
+    return {directory: kustomize(K8S_DIR / directory)}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +64,15 @@ def test_canary_reuses_the_stable_secret_and_service_account(
     assert pod["serviceAccountName"] == only(stable, "ServiceAccount")["metadata"]["name"]
 
 
-def test_canary_serves_only_the_connectors_it_names(canary: dict[str, list[Manifest]]) -> None:
-    # Propeller registers every type a deployment advertises; overlapping types would be routed at random.
+def test_canary_serves_only_async_connectors_it_names(canary: dict[str, list[Manifest]]) -> None:
+    # Propeller registers every type a deployment advertises (overlapping types are routed at random), and calls the
+    # types pinned with connectorForTaskTypes as async: the canary must serve a named set of async connectors.
+    from flyteconnect.cli.serve import discover, serve
+
     args = only(canary, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--no-entry-points" in args
-    assert "--connector" in args
+    params = serve.make_context("serve", list(args)).params
+    assert params["connectors"]
+    served = discover(params["modules"], params["entry_points"], params["connectors"]).registry.connectors()
+    assert served
+    assert {c.task_type_name for c in served} <= set(params["connectors"]) | {c.name for c in served}
+    assert not [c.name for c in served if c.is_sync]

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import socket
-import subprocess
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import BASE_DIR, K8S_DIR, Manifest, load_manifests, only
+from deploy_helpers import BASE_DIR, K8S_DIR, Manifest, kustomize, load_manifests, needs_kubectl, only
 
 import flyteconnect
 from flyteconnect import secrets
@@ -84,17 +82,7 @@ def test_image_tag_is_the_package_version(kustomization: Manifest, container: Ma
     assert image["newTag"] == flyteconnect.__version__
 
 
-KUBECTL = shutil.which("kubectl")
-
-
-def kustomize(directory: Path) -> list[Manifest]:
-    """Render a kustomization with kubectl's built-in kustomize (offline)."""
-    assert KUBECTL is not None
-    out = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=30, check=True)
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
-
-
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with built-in kustomize) is not installed")
+@needs_kubectl
 def test_kustomize_renders_valid_objects_in_the_flyte_namespace() -> None:
     rendered = kustomize(K8S_DIR)
     assert len(rendered) == 6
@@ -106,7 +94,7 @@ def test_kustomize_renders_valid_objects_in_the_flyte_namespace() -> None:
     assert image == f"flyteconnect:{flyteconnect.__version__}"
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with built-in kustomize) is not installed")
+@needs_kubectl
 def test_an_overlay_fills_the_secret_the_deployment_mounts(tmp_path: Path) -> None:
     # The recipe from docs/deploying.md: a secretGenerator in an overlay replaces the empty base Secret by name.
     overlay = tmp_path / "overlay"
@@ -242,8 +230,9 @@ def test_pod_runs_unprivileged(deployment: Manifest, container: Manifest) -> Non
     assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
 
 
+@needs_kubectl
 def test_optional_manifests_are_outside_the_kustomization() -> None:
     optional = load_manifests(K8S_DIR / "optional")
     assert [doc["kind"] for docs in optional.values() for doc in docs] == ["ServiceMonitor"]
-    rendered_kinds = {doc["kind"] for doc in kustomize(K8S_DIR)} if KUBECTL else set()
+    rendered_kinds = {doc["kind"] for doc in kustomize(K8S_DIR)}
     assert "ServiceMonitor" not in rendered_kinds

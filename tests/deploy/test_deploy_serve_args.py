@@ -1,0 +1,72 @@
+"""Every `flyteconnect serve` command line we ship (Deployment, Dockerfile CMD, docs) parses with the real command."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+from deploy_helpers import DOCS, ROOT, Manifest, code_blocks, parse_dockerfile
+
+from flyteconnect.cli.serve import serve
+
+
+def parse(args: list[str]) -> dict[str, object]:
+    """``serve``'s parameters for ``args``, as click parses them (nothing runs; bad flags raise UsageError)."""
+    with serve.make_context("serve", list(args)) as ctx:
+        return dict(ctx.params)
+
+
+def test_an_unknown_flag_is_rejected() -> None:
+    with pytest.raises(click.UsageError):
+        parse(["--prometheus_port", "9090"])  # flytekit's spelling, not ours
+
+
+def test_deployment_args_match_the_ports_probes_and_drain(deployment: Manifest, container: Manifest) -> None:
+    params = parse(container["args"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert params["port"] == ports["grpc"] == container["readinessProbe"]["grpc"]["port"]
+    assert params["metrics_port"] == ports["metrics"]
+    assert params["log_format"] == "json"  # one JSON object per line for the cluster's log pipeline
+    # Kubernetes kills the pod terminationGracePeriodSeconds after deletion starts; that period covers the preStop
+    # sleep, then the server's own drain (--grace), plus slack for the process to exit.
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    grace = float(params["grace"])  # type: ignore[arg-type]
+    period = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert period == int(pre_stop[1]) + grace + 5
+
+
+def test_dockerfile_cmd_serves_the_exposed_ports() -> None:
+    dockerfile = parse_dockerfile((ROOT / "Dockerfile").read_text())
+    runtime = dockerfile.stages[-1]
+    (cmd,) = runtime.all("CMD")
+    params = parse(cmd.exec_form())
+    exposed = {int(p) for i in runtime.all("EXPOSE") for p in i.value.split()}
+    assert {params["port"], params["metrics_port"]} == exposed
+
+
+def docs_serve_commands() -> list[list[str]]:
+    """The `flyteconnect serve ...` arguments of every shell line in docs/deploying.md."""
+    found = []
+    for block in code_blocks(DOCS.read_text(), "bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:2] == ["flyteconnect", "serve"]:
+                found.append(words[2:])
+    return found
+
+
+def test_serve_commands_in_the_docs_parse(tmp_path: Path) -> None:
+    commands = docs_serve_commands()
+    assert len(commands) >= 3
+    # TLS files must exist for click to accept them: stand-ins for the documented mount
+    stand_in = tmp_path / "pem"
+    stand_in.write_text("not a real certificate\n")
+    for args in commands:
+        for i, word in enumerate(args[:-1]):
+            if word.startswith("--tls-"):
+                assert args[i + 1].startswith("/etc/tls/"), args
+                args[i + 1] = str(stand_in)
+        parse(args)
