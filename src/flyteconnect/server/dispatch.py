@@ -329,17 +329,17 @@ class Dispatcher:
 
     # -- lookup -------------------------------------------------------------------------------------------------
 
-    def lookup(self, key: tuple[str, int] | TaskCategory) -> Entry:
-        """The entry serving ``key``; ``CallFailed(NOT_FOUND)`` when none does."""
+    def lookup(self, key: tuple[str, int] | TaskCategory, operation: str = "lookup") -> Entry:
+        """The entry serving ``key``; ``CallFailed(NOT_FOUND)`` (counted under ``operation``) when none does."""
         k = key if type(key) is tuple else (key.name, key.version)  # type: ignore[union-attr]
         entry = self._entries.get(k)
         if entry is None:
             raise self._fail(
                 ConnectorNotFound(f"Cannot find connector for task category: {k[0]}_v{k[1]}."),
                 None,
-                k,
-                "lookup",
-                self.metrics.op(k[0][:64], "lookup"),
+                None,  # the message names the category already
+                operation,
+                self.metrics.op(k[0][:64], operation),
             )
         return entry
 
@@ -372,7 +372,7 @@ class Dispatcher:
         **extra: Any,
     ) -> bytes:
         """Call ``create`` and return the encoded resource_meta."""
-        entry = self.lookup(key)
+        entry = self.lookup(key, "create")
         op = entry.ops["create"]
         self._observe_inputs(entry, inputs, input_bytes)
         start = time.perf_counter()
@@ -411,7 +411,7 @@ class Dispatcher:
         **extra: Any,
     ) -> T:
         """Call ``get`` (with the transient policy) and return ``convert(resource)`` (the Resource without it)."""
-        entry = self.lookup(key)
+        entry = self.lookup(key, "get")
         op = entry.ops["get"]
         start = time.perf_counter()
         op.in_flight.inc()
@@ -502,7 +502,7 @@ class Dispatcher:
         **extra: Any,
     ) -> None:
         """Call ``delete``."""
-        entry = self.lookup(key)
+        entry = self.lookup(key, "delete")
         op = entry.ops["delete"]
         start = time.perf_counter()
         op.in_flight.inc()
@@ -535,7 +535,7 @@ class Dispatcher:
         **extra: Any,
     ) -> T:
         """Call a sync connector's ``do`` and return ``convert(resource)``; the phase must be terminal."""
-        entry = self.lookup(key)
+        entry = self.lookup(key, "do")
         op = entry.ops["do"]
         self._observe_inputs(entry, inputs, input_bytes)
         start = time.perf_counter()
@@ -568,7 +568,7 @@ class Dispatcher:
         **extra: Any,
     ) -> T:
         """Call the optional ``get_metrics`` (UNIMPLEMENTED when absent); ``extra`` carries queries, times, step."""
-        entry = self.lookup(key)
+        entry = self.lookup(key, "get_metrics")
         op = entry.ops["get_metrics"]
         start = time.perf_counter()
         op.in_flight.inc()
@@ -598,7 +598,7 @@ class Dispatcher:
         **extra: Any,
     ) -> AsyncIterator[T]:
         """Stream the optional ``get_logs`` pages: a response, a list of them, a generator or an async generator."""
-        entry = self.lookup(key)
+        entry = self.lookup(key, "get_logs")
         op = entry.ops["get_logs"]
         start = time.perf_counter()
         op.in_flight.inc()
