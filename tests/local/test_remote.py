@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from local_helpers import LOG, EchoConnector, JobConnector, ProcessConnector, echo_task, job_task, proc_task
 
+from conftest import free_port
 from flyteconnect import ConnectorError, ConnectorNotFound, ConnectorRegistry, Phase
 from flyteconnect.local import ConnectorTask, LocalRunner, PollSchedule, TaskFailed, TaskTimeout
 from flyteconnect.local.remote import FlyteIdlV1Client, connect
@@ -98,8 +99,6 @@ def test_one_backend_serves_several_sync_runs(served: Any) -> None:
 
 
 def test_unreachable_server_is_a_transient_error() -> None:
-    from conftest import free_port
-
     from flyteconnect import TransientError
 
     runner = LocalRunner(backend=FlyteIdlV1Client(f"127.0.0.1:{free_port()}", rpc_timeout=2), progress="none")

@@ -35,7 +35,7 @@ def test_template_has_id_type_interface_custom_and_metadata() -> None:
     assert t.id.resource_type == identifier_pb2.TASK
     assert (t.id.name, t.id.project, t.id.domain) == ("q", "flyteconnect", "development")
     assert (t.type, t.task_type_version) == ("my_type", 2)
-    assert list(t.interface.inputs.variables) == ["x", "name"]
+    assert sorted(t.interface.inputs.variables) == ["name", "x"]  # a proto map: no order
     assert t.interface.inputs.variables["x"].type.simple == types_pb2.INTEGER
     assert t.interface.inputs.variables["x"].description == "x"
     assert t.interface.outputs.variables["y"].type.simple == types_pb2.FLOAT

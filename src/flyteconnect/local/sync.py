@@ -62,7 +62,8 @@ def _run_here(main: Callable[[], Coroutine[Any, Any, T]], label: str) -> T:
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in _SIGNALS:
-            previous[sig] = signal.signal(sig, on_signal)
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # respect a parent that asked us to ignore it (nohup)
+                previous[sig] = signal.signal(sig, on_signal)
     try:
         try:
             return loop.run_until_complete(task)
