@@ -56,6 +56,15 @@ def only(manifests: dict[str, list[Manifest]], kind: str) -> Manifest:
     return matches[0]
 
 
+def mebibytes(quantity: str) -> float:
+    """A Kubernetes memory quantity in MiB (the suffixes these manifests use)."""
+    units = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0, "M": 1e6 / 2**20, "G": 1e9 / 2**20}
+    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    return float(quantity) / 2**20
+
+
 @dataclass
 class Instruction:
     """One Dockerfile instruction: keyword (upper-cased), flags such as ``--from=build``, and the rest."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from deploy_helpers import ROOT, Manifest, parse_dockerfile
+from deploy_helpers import ROOT, Manifest, mebibytes, parse_dockerfile
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
@@ -31,6 +31,14 @@ class Pod:
     process: subprocess.Popen[str]
     grpc_port: int
     metrics_port: int
+
+
+def resident_mib(pid: int) -> float:
+    """A process's resident set size (VmRSS) in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def with_value(args: list[str], flag: str, value: str) -> list[str]:
@@ -60,7 +68,7 @@ def pod(container: Manifest) -> Iterator[Pod]:
         process.communicate(timeout=10)
 
 
-def test_probe_scrape_and_drain(pod: Pod) -> None:
+def test_probe_scrape_memory_and_drain(pod: Pod, container: Manifest) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{pod.grpc_port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=60)
         # what kubelet's `grpc: {port: 8000}` probe sends: Check with an empty service name
@@ -70,6 +78,12 @@ def test_probe_scrape_and_drain(pod: Pod) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{pod.metrics_port}/metrics", timeout=10) as response:
         assert response.status == 200
         assert b"flyte_connector_requests_success_total" in response.read()
+
+    # the memory request covers the idle server's resident set, the limit leaves at least as much again
+    rss_mib = resident_mib(pod.process.pid)
+    resources = container["resources"]
+    assert mebibytes(resources["requests"]["memory"]) >= rss_mib, rss_mib
+    assert mebibytes(resources["limits"]["memory"]) >= 2 * rss_mib, rss_mib
 
     pod.process.send_signal(signal.SIGTERM)  # what Kubernetes sends after the preStop hook
     output, _ = pod.process.communicate(timeout=60)
