@@ -89,6 +89,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         "(measured back to back in the same run), not absolute req/s.",
         f"req/s, latency and CPU are the median of {st['rounds']} rounds of about {st['seconds']:g} s; a ratio is the "
         "median of the per-round ratios (the two servers run back to back in each round, alternating who goes first); "
+        "CPU ratio is bare CPU µs per call / flyteconnect CPU µs per call, what the req/s ratio would be on an idle "
+        "machine where both are CPU-bound; "
         f"thread pool for `def` connectors: {st['pool_size']}. Load generator: h2load replaying gRPC frames.",
         "",
     ]
@@ -97,8 +99,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     if fk:
         head += " flytekit req/s | flytekit ratio |"
         sep += "--:|--:|"
-    head += " p50 / p99 ms (bare, flyteconnect) | CPU µs/req (bare, flyteconnect) |"
-    sep += "--:|--:|"
+    who = "bare, flyteconnect" + (", flytekit" if fk else "")
+    head += f" CPU ratio | p50 / p99 ms ({who}) | CPU µs/req ({who}) |"
+    sep += "--:|--:|--:|"
     lines += [head, sep]
     for sc in report["scenarios"]:
         r = sc["results"]
@@ -113,9 +116,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         if fk:
             fr = r.get("flytekit")
             row += f" {_f(fr['req_per_s']) if fr else '-'} | {_f(sc.get('flytekit_ratio'), 2)} |"
-        lb, ls = base["latency_ms"], subj["latency_ms"]
-        row += f" {lb['p50']:.1f} / {lb['p99']:.1f}, {ls['p50']:.1f} / {ls['p99']:.1f} |"
-        row += f" {_f(base['cpu_us_per_req'])}, {_f(subj['cpu_us_per_req'])} |"
+        shown = [base, subj] + ([r["flytekit"]] if fk and "flytekit" in r else [])
+        row += f" {_f(sc.get('cpu_ratio'), 2)} |"
+        row += " " + ", ".join(f"{x['latency_ms']['p50']:.1f} / {x['latency_ms']['p99']:.1f}" for x in shown) + " |"
+        row += " " + ", ".join(_f(x["cpu_us_per_req"]) for x in shown) + " |"
         lines.append(row)
     lines += [
         "",

@@ -207,6 +207,8 @@ def _scenario_result(sc: Scenario, involved: list[str], runs: dict[str, list[dic
             round(a["req_per_s"] / b["req_per_s"], 3) for a, b in zip(runs[sc.subject], runs["bare"], strict=True)
         ],
     }
+    subject_cpu = middle[sc.subject]["cpu_us_per_req"]
+    out["cpu_ratio"] = round(middle["bare"]["cpu_us_per_req"] / subject_cpu, 3) if subject_cpu else None
     if "flytekit" in runs:
         out["flytekit_ratio"] = _paired_ratio(runs["flytekit"], runs["bare"])
     if sc.pool_bound:
