@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,5 +165,6 @@ def dockerignore_excludes(patterns_text: str, path: str) -> bool:
 
 
 def code_blocks(markdown: str, language: str) -> list[str]:
-    """The fenced code blocks of ``language`` in a markdown text."""
-    return re.findall(rf"^```{language}\n(.*?)^```", markdown, flags=re.S | re.M)
+    """The fenced code blocks of ``language`` in a markdown text (blocks indented under list items included)."""
+    blocks = re.findall(rf"^( *)```{language}\n(.*?)^\1```", markdown, flags=re.S | re.M)
+    return [textwrap.dedent(body) for _, body in blocks]

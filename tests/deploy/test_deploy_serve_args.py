@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shlex
 from pathlib import Path
 
@@ -56,6 +57,17 @@ def docs_serve_commands() -> list[list[str]]:
             if words[:2] == ["flyteconnect", "serve"]:
                 found.append(words[2:])
     return found
+
+
+def test_flyte2_connector_environment_args_parse() -> None:
+    # the ConnectorEnvironment snippet: command ["flyteconnect", "serve"] plus args=[...]
+    (block,) = [b for b in code_blocks(DOCS.read_text(), "python") if "ConnectorEnvironment" in b]
+    call = next(n for n in ast.walk(ast.parse(block)) if isinstance(n, ast.Call) and n.keywords)
+    keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    assert keywords["command"] == ["flyteconnect", "serve"]
+    params = parse(keywords["args"])
+    assert params["protocols"] == "v2"
+    assert params["port"] == 8080  # the environment's default h2c port
 
 
 def test_serve_commands_in_the_docs_parse(tmp_path: Path) -> None:
