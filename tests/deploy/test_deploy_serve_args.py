@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 import shlex
 from pathlib import Path
 
 import click
 import pytest
+import yaml
 from deploy_helpers import DOCS, ROOT, Manifest, code_blocks, parse_dockerfile
 
 from flyteconnect.cli.serve import serve
@@ -37,6 +39,31 @@ def test_deployment_args_match_the_ports_probes_and_drain(deployment: Manifest, 
     grace = float(params["grace"])  # type: ignore[arg-type]
     period = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert period == int(pre_stop[1]) + grace + 5
+
+
+def test_drain_outlasts_every_propeller_deadline_in_the_docs(container: Manifest) -> None:
+    # A call in flight at SIGTERM may run until Propeller's deadline; --grace must let it finish.
+    grace = float(parse(container["args"])["grace"])  # type: ignore[arg-type]
+    configs = [
+        b["plugins"]["connector-service"]
+        for b in map(yaml.safe_load, code_blocks(DOCS.read_text(), "yaml"))
+        if isinstance(b, dict) and "plugins" in b
+    ]
+    deadlines = [
+        seconds(value)
+        for config in configs
+        for deployment in [config["defaultConnector"], *config.get("connectors", {}).values()]
+        for value in [deployment.get("defaultTimeout", "10s"), *deployment.get("timeouts", {}).values()]
+    ]
+    assert deadlines and max(deadlines) <= grace
+
+
+def seconds(duration: str) -> float:
+    """A Go duration such as ``10s``, ``1m30s`` or ``500ms`` in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 def test_dockerfile_cmd_serves_the_exposed_ports() -> None:
