@@ -1,9 +1,10 @@
 """Where a local run sends its task: the Backend interface and the in-process backend (a connector registry).
 
 The runner drives every backend the same way (create, poll, delete on abort, or one ``do`` for sync connectors), so a
-connector behaves the same in-process as behind a server. Job handles are the encoded ``resource_meta`` bytes in both
-cases: the in-process backend encodes and decodes them exactly as a server does, so a metadata type that cannot
-round-trip fails here, on the laptop, rather than in production.
+connector behaves the same in-process as behind a server. Job handles are opaque to the runner: the ``resource_meta``
+bytes for a server; in-process, the bytes plus the decoded metadata. The in-process backend encodes and decodes the
+metadata once, exactly as a server does, so a metadata type that cannot round-trip fails here, on the laptop, rather
+than in production; later polls reuse the decoded object.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flyteconnect.errors import ConnectorError
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
 from flyteconnect.registry import ConnectorRegistry
 
-__all__ = ["Backend", "InProcessBackend", "Job"]
+__all__ = ["Backend", "InProcessBackend", "InProcessHandle", "Job"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class Job:
     def category(self) -> TaskCategory:
         """The task category the template asks for."""
         return TaskCategory(self.template.type, self.template.task_type_version)
+
+
+@dataclass(frozen=True)
+class InProcessHandle:
+    """An in-process job: the encoded resource_meta and the metadata decoded from it."""
+
+    encoded: bytes
+    meta: Any
 
 
 @runtime_checkable
@@ -60,15 +69,15 @@ class Backend(Protocol):
         """Run a sync connector's task to completion."""
         ...
 
-    async def create(self, job: Job) -> bytes:
-        """Start the job; returns the encoded resource_meta."""
+    async def create(self, job: Job) -> Any:
+        """Start the job; returns an opaque handle (for servers, the resource_meta bytes)."""
         ...
 
-    async def get(self, job: Job, handle: bytes) -> Resource:
+    async def get(self, job: Job, handle: Any) -> Resource:
         """Poll the job."""
         ...
 
-    async def delete(self, job: Job, handle: bytes) -> None:
+    async def delete(self, job: Job, handle: Any) -> None:
         """Cancel the job (idempotent on the connector side)."""
         ...
 
@@ -138,7 +147,7 @@ class InProcessBackend:
         resource = await call_method(self._method(job, "do"), **self._common_kwargs(job))
         return _check_resource(resource, job, "do")
 
-    async def create(self, job: Job) -> bytes:
+    async def create(self, job: Job) -> InProcessHandle:
         """See Backend."""
         connector = self._async_connector(job)
         meta = await call_method(self._method(job, "create"), **self._common_kwargs(job))
@@ -146,20 +155,18 @@ class InProcessBackend:
             raise ConnectorError(
                 f"{connector.name}.create returned {type(meta).__name__}, not its {connector.metadata_type.__name__}"
             )
-        return bytes(meta.encode())
+        encoded = bytes(meta.encode())
+        # What get and delete receive is what a server would decode from Propeller's copy of the bytes.
+        return InProcessHandle(encoded, connector.metadata_type.decode(encoded))
 
-    async def get(self, job: Job, handle: bytes) -> Resource:
+    async def get(self, job: Job, handle: InProcessHandle) -> Resource:
         """See Backend."""
-        connector = self._async_connector(job)
-        meta = connector.metadata_type.decode(handle)
-        resource = await call_method(self._method(job, "get"), resource_meta=meta)
+        resource = await call_method(self._method(job, "get"), resource_meta=handle.meta)
         return _check_resource(resource, job, "get")
 
-    async def delete(self, job: Job, handle: bytes) -> None:
+    async def delete(self, job: Job, handle: InProcessHandle) -> None:
         """See Backend."""
-        connector = self._async_connector(job)
-        meta = connector.metadata_type.decode(handle)
-        await call_method(self._method(job, "delete"), resource_meta=meta)
+        await call_method(self._method(job, "delete"), resource_meta=handle.meta)
 
     async def aclose(self) -> None:
         """See Backend (nothing to release)."""

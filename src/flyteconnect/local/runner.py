@@ -149,10 +149,10 @@ class _Run:
         self.job = job
         self.state = state
         self.progress = progress
-        self.handle: bytes | None = None
+        self.handle: Any = None
         self.resource: Resource | None = None
         self.sync: bool = False
-        self._create: asyncio.Future[bytes] | None = None
+        self._create: asyncio.Future[Any] | None = None
         self._deleted = False
 
     def _note(self, note: str) -> None:
