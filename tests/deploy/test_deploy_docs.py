@@ -98,12 +98,13 @@ def test_overlay_snippets_render_to_valid_objects(yaml_blocks: list[Any], tmp_pa
 
 
 def test_sizing_table_arithmetic() -> None:
-    # GetTask/s = Propellers * min(tasks / resyncInterval (30 s), qps)
+    # GetTask/s = Propellers * min(tasks per Propeller / resyncInterval (30 s), qps)
     text = DOCS.read_text()
     rows = re.findall(r"^\| ([\d ]+) \| (\d+) \| (\d+) \| ([\d.]+) \|", text, flags=re.M)
     assert len(rows) >= 5
     for tasks, propellers, qps, rate in rows:
-        expected = int(propellers) * min(int(tasks.replace(" ", "")) / 30, int(qps))
+        n = int(propellers)
+        expected = n * min(int(tasks.replace(" ", "")) / n / 30, int(qps))
         assert float(rate) == pytest.approx(expected, abs=0.05), (tasks, propellers, qps)
 
 
