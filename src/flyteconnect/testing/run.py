@@ -101,8 +101,9 @@ async def _drive(
             result.message = f"a sync connector must return a terminal phase, got {Phase(resource.phase).name}"
             return result
     else:
-        handle: bytes = await backend.call("create", job, job)
-        result.resource_meta = handle
+        handle: Any = await backend.call("create", job, job)
+        # The in-process backend's handle carries the encoded bytes Propeller would store.
+        result.resource_meta = bytes(getattr(handle, "encoded", handle))
         polls = 0
         while True:
             if abort_after_polls is not None and polls >= abort_after_polls:
