@@ -61,7 +61,7 @@ def test_timeout_exits_1_after_deleting(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("FC_CALL_LOG", str(log))
     result = invoke(f"{TASKS}:forever", "--x", "1", "--timeout", "0.2", "--poll-interval", "0.02")
     assert result.exit_code == 1
-    assert "timed out after 0.2s" in result.stderr
+    assert "timed out after 0.2s in phase RUNNING; the job was deleted" in result.stderr
     assert log.read_text().splitlines() == ["create", "delete"]
 
 
@@ -154,4 +154,4 @@ def test_signal_deletes_the_job_once_and_exits_cleanly(tmp_path: Path, sig: int,
     assert proc.returncode == code, err
     assert log.read_text().splitlines() == ["create", "delete"]
     assert "Traceback" not in err
-    assert "job was deleted" in err
+    assert "cancelled: job deleted" in err  # the progress line

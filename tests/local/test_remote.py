@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import cli_tasks
 import pytest
+from click.testing import CliRunner
 from local_helpers import LOG, EchoConnector, JobConnector, ProcessConnector, echo_task, job_task, proc_task
 
 from conftest import free_port
 from flyteconnect import ConnectorError, ConnectorNotFound, ConnectorRegistry, Phase
+from flyteconnect.cli.main import cli
 from flyteconnect.local import ConnectorTask, LocalRunner, PollSchedule, TaskFailed, TaskTimeout
 from flyteconnect.local.remote import FlyteIdlV1Client, connect
 from flyteconnect.server.app import BackgroundServer, ServerConfig, serve_in_thread
@@ -109,3 +115,38 @@ def test_unreachable_server_is_a_transient_error() -> None:
 def test_unknown_protocol_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown protocol 'v9'"):
         connect("127.0.0.1:1", protocol="v9")
+
+
+def test_cli_over_mutual_tls(tmp_path: Any) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    req = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+    subject = ["-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    subprocess.run(
+        [*req, *subject],
+        check=True,
+        capture_output=True,
+    )
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        metrics_port=None,
+        protocols=["v1"],
+        grace=1,
+        tls_cert=str(cert),
+        tls_key=str(key),
+        tls_client_ca=str(cert),  # the same self-signed certificate is the client's identity
+    )
+    tasks = str(Path(__file__).parent / "cli_tasks.py")
+    server = serve_in_thread(ConnectorRegistry([cli_tasks.Describe()]), config)
+    try:
+        args = ["run", f"{tasks}:describe", "--server", server.address, "--progress", "none"]
+        inputs = ["--x", "2", "--ratio", "1", "--tags", "[]", "--flag", "no"]
+        tls = ["--tls-ca", str(cert), "--tls-cert", str(cert), "--tls-key", str(key)]
+        ok = CliRunner().invoke(cli, [*args, *tls, *inputs])
+        assert ok.exit_code == 0, ok.output
+        assert json.loads(ok.stdout) == {"y": 4, "summary": "1.0||False"}
+        # Without a client certificate the server refuses the handshake: a clear error, exit 1.
+        refused = CliRunner().invoke(cli, [*args, "--tls-ca", str(cert), *inputs])
+        assert refused.exit_code == 1 and "UNAVAILABLE" in refused.stderr
+    finally:
+        server.stop()

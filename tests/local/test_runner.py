@@ -119,6 +119,7 @@ async def test_timeout_deletes_the_job_once() -> None:
     with pytest.raises(TaskTimeout) as info:
         await runner(connector).arun(job_task("slow", timeout=0.2), x=1, seconds=60, outcome="SUCCEEDED")
     assert info.value.phase == Phase.RUNNING and info.value.timeout == pytest.approx(0.2)
+    assert info.value.deleted and "the job was deleted" in str(info.value)
     assert connector.calls.delete == ["j1"]
     await asyncio.sleep(0)
     assert connector.jobs["j1"].cancelled()
@@ -267,3 +268,18 @@ def test_poll_schedule_backs_off_to_its_maximum() -> None:
     assert first[-1] == 10.0 and all(b >= a for a, b in itertools.pairwise(first))
     with pytest.raises(ValueError):
         PollSchedule(initial=0)
+
+
+async def test_sync_connector_timeout_has_nothing_to_delete() -> None:
+    class Slow(SyncConnectorBase):
+        name = "slow sync"
+        task_type_name = "slow_sync"
+
+        async def do(self, task_template: Any, output_prefix: str, inputs: Any = None, **kw: Any) -> Resource:
+            await asyncio.sleep(30)
+            return Resource(phase=Phase.SUCCEEDED)
+
+    async with runner(Slow()) as r:
+        with pytest.raises(TaskTimeout) as info:
+            await r.arun(ConnectorTask("s", "slow_sync", timeout=0.1))
+    assert not info.value.deleted and "deleted" not in str(info.value)

@@ -241,7 +241,7 @@ def run(
     try:
         result = runner.run_result(task, **inputs)
     except KeyboardInterrupt:
-        _fail(as_json, task.name, "interrupted (Ctrl-C); the job was deleted", None, "ABORTED", 130)
+        _fail(as_json, task.name, "interrupted (Ctrl-C)", None, "ABORTED", 130)
     except TaskCancelled as e:
         _fail(as_json, task.name, str(e), e, "ABORTED", 143)
     except TaskFailed as e:

@@ -47,24 +47,34 @@ class TaskFailed(FlyteConnectError):
 
 
 class TaskTimeout(FlyteConnectError, TimeoutError):
-    """The task did not finish within its timeout; the job was deleted."""
+    """The task did not finish within its timeout; ``deleted`` tells whether its job was deleted."""
 
-    def __init__(self, task_name: str, timeout: float, phase: int = 0, log_links: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        task_name: str,
+        timeout: float,
+        phase: int = 0,
+        log_links: Sequence[Any] = (),
+        deleted: bool = False,
+    ) -> None:
         self.task_name = task_name
         self.timeout = timeout
         self.phase = phase
         self.log_links = list(log_links)
-        text = f"task {task_name!r} timed out after {timeout:g}s in phase {_phase_name(phase)}; the job was deleted"
+        self.deleted = deleted
+        text = f"task {task_name!r} timed out after {timeout:g}s in phase {_phase_name(phase)}"
+        if deleted:
+            text += "; the job was deleted"
         super().__init__(text + _links_text(self.log_links))
 
 
 class TaskCancelled(FlyteConnectError):
-    """The run was stopped by a termination signal (SIGTERM); the job was deleted."""
+    """The run was stopped by a termination signal (SIGTERM), after its job was deleted (if it had one)."""
 
     def __init__(self, task_name: str, reason: str = "terminated") -> None:
         self.task_name = task_name
         self.reason = reason
-        super().__init__(f"task {task_name!r} was cancelled ({reason}); the job was deleted")
+        super().__init__(f"task {task_name!r} was cancelled ({reason})")
 
 
 class OutputsNotFound(FlyteConnectError):

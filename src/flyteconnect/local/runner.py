@@ -154,6 +154,8 @@ class _Run:
         self.sync: bool = False
         self._create: asyncio.Future[Any] | None = None
         self._deleted = False
+        self.deleted = False
+        """True once a delete call succeeded."""
 
     def _note(self, note: str) -> None:
         self.state.note = note
@@ -217,7 +219,7 @@ class _Run:
             await self._abandon(inner, "timed out")
             phase = self.resource.phase if self.resource is not None else Phase.UNDEFINED
             links = (self.resource.log_links or []) if self.resource is not None else []
-            raise TaskTimeout(self.job.task_name, timeout or 0.0, phase, links)
+            raise TaskTimeout(self.job.task_name, timeout or 0.0, phase, links, deleted=self.deleted)
         try:
             return inner.result()
         except BaseException:
@@ -253,6 +255,7 @@ class _Run:
             if isinstance(e, asyncio.CancelledError):
                 raise
         else:
+            self.deleted = True
             self._note(f"{why}: job deleted")
 
 
@@ -403,6 +406,16 @@ class LocalRunner:
                 await self.backend.aclose()
 
         return run_sync(main, label=task.name)
+
+    async def aclose(self) -> None:
+        """Release the backend's connections (the sync ``run`` methods do this after each run)."""
+        await self.backend.aclose()
+
+    async def __aenter__(self) -> LocalRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def run(self, task: ExecutableTask, /, **inputs: Any) -> Any:
         """Synchronous ``arun``: Ctrl-C deletes the job then raises KeyboardInterrupt; SIGTERM raises TaskCancelled."""
