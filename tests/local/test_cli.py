@@ -155,3 +155,13 @@ def test_signal_deletes_the_job_once_and_exits_cleanly(tmp_path: Path, sig: int,
     assert log.read_text().splitlines() == ["create", "delete"]
     assert "Traceback" not in err
     assert "cancelled: job deleted" in err  # the progress line
+
+
+def test_built_in_connector_found_through_its_entry_point(tmp_path: Path) -> None:
+    target = tmp_path / "ready.txt"
+    target.write_text("here")
+    sensor_tasks = str(HERE / "sensor_tasks.py")
+    proc, _ = _spawn(tmp_path, f"{sensor_tasks}:wait_for_file", "--path", str(target), "--poll-interval", "0.05")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {}  # no outputs
