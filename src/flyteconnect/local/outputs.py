@@ -54,13 +54,20 @@ def make_output_dir(uri: str) -> None:
 
 
 def read_outputs_pb(output_prefix: str, storage_options: Mapping[str, Any] | None = None) -> literals_pb2.LiteralMap:
-    """Read and parse ``<output_prefix>/outputs.pb`` (blocking: call it on a worker thread)."""
-    import fsspec
+    """Read and parse ``<output_prefix>/outputs.pb`` (blocking: call it on a worker thread).
 
+    Local paths are read directly; URLs (s3://, gs://...) through fsspec with ``storage_options``.
+    """
     uri = join_uri(output_prefix, OUTPUTS_FILE)
     try:
-        with fsspec.open(uri, "rb", **dict(storage_options or {})) as f:
-            data = f.read()
+        if is_local(uri):
+            with open(uri.removeprefix("file://"), "rb") as f:
+                data = f.read()
+        else:
+            import fsspec
+
+            with fsspec.open(uri, "rb", **dict(storage_options or {})) as f:
+                data = f.read()
     except FileNotFoundError:
         raise OutputsNotFound(
             f"the task succeeded without outputs in its Resource, and {uri} does not exist "

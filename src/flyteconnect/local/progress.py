@@ -159,7 +159,12 @@ def make_progress(progress: Progress | str | None) -> Progress:
     if progress == "rich":
         return RichProgress()
     if progress == "auto":
-        return RichProgress() if sys.stderr.isatty() else PlainProgress()
+        if sys.stderr.isatty():
+            try:
+                return RichProgress()
+            except ImportError:  # rich is an optional extra: plain lines still work
+                pass
+        return PlainProgress()
     if isinstance(progress, str):
         raise ValueError(f"progress must be 'auto', 'rich', 'plain', 'none' or a Progress, got {progress!r}")
     return progress
