@@ -247,6 +247,47 @@ class _PhaseMemory:
         return (state[0] or None), state[1]
 
 
+class _Deadlines:
+    """Bounds connector calls with one coarse timer instead of a timer per call.
+
+    ``asyncio.timeout`` schedules and cancels a heap timer per call; here a call only enters a dict, and one
+    callback every ``tick`` seconds cancels the tasks whose bound passed (so bounds are up to ``tick`` late).
+    """
+
+    def __init__(self, tick: float = 0.05) -> None:
+        self._tick = tick
+        self._calls: dict[asyncio.Task[Any], float] = {}
+        self.fired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, task: asyncio.Task[Any], seconds: float) -> None:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        self._calls[task] = loop.time() + seconds
+        if self._timer is None:
+            self._timer = loop.call_later(self._tick, self._check)
+
+    def discard(self, task: asyncio.Task[Any]) -> None:
+        self._calls.pop(task, None)
+
+    def _check(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        expired = [task for task, when in self._calls.items() if when <= now]
+        for task in expired:
+            del self._calls[task]
+            self.fired.add(task)
+            task.cancel()
+        self._timer = self._loop.call_later(self._tick, self._check) if self._calls else None
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class Dispatcher:
     """Serves connector calls for one registry (snapshot at construction; ``refresh()`` re-reads it)."""
 
@@ -263,6 +304,7 @@ class Dispatcher:
             max_workers=self.config.threads, thread_name_prefix="flyteconnect-worker"
         )
         self._phases = _PhaseMemory(self.config.phase_cache_size)
+        self._deadlines = _Deadlines()
         self._side: _SideLoop | None = None
         self._watchdog: LoopWatchdog | None = None
         self._owners: dict[CodeType, tuple[Entry, str]] = {}
@@ -305,6 +347,7 @@ class Dispatcher:
         if self._side is not None:
             self._side.close()
             self._side = None
+        self._deadlines.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _on_stall(self, stall: Stall) -> None:
@@ -423,11 +466,15 @@ class Dispatcher:
                 kwargs = method.keywords({**kwargs, **extra})
             post = functools.partial(_checked_resource, entry, "get", convert)
             bound = self._bound(entry, timeout)
-            cfg = self.config
-            if cfg.transient_retries < 0:
+            until = None if bound is None else time.monotonic() + bound
+            try:
                 result = await self._invoke(entry, method, kwargs, bound, post)
+            except (TransientError, CallTimeout) as e:
+                if self.config.transient_retries < 0:
+                    raise
+                result = await self._retry_get(entry, method, kwargs, until, post, resource_meta, convert, e)
             else:
-                result = await self._get_with_retries(entry, op, method, kwargs, bound, post, resource_meta, convert)
+                self._phases.seen(resource_meta, _phase_of(result))
         except asyncio.CancelledError:
             op.failed("CANCELLED")
             raise
@@ -439,35 +486,35 @@ class Dispatcher:
         op.success.inc()
         return result  # type: ignore[no-any-return]
 
-    async def _get_with_retries(
+    async def _retry_get(
         self,
         entry: Entry,
-        op: OpMetrics,
         method: ConnectorMethod,
         kwargs: dict[str, Any],
-        bound: float | None,
+        until: float | None,
         post: Callable[[Any], Any],
         resource_meta: bytes,
         convert: Callable[[Resource], Any] | None,
+        error: Exception,
     ) -> Any:
+        """After a transient failure: retry with backoff while the deadline allows, else answer from memory."""
         cfg = self.config
-        until = None if bound is None else time.monotonic() + bound
         attempt = 0
         while True:
+            attempt += 1
+            backoff = cfg.transient_backoff * (2 ** (attempt - 1))
+            left = None if until is None else until - time.monotonic()
+            # Another attempt only if it can still finish in time (the backoff plus as long again to run).
+            if attempt > cfg.transient_retries or (left is not None and left <= 2 * backoff):
+                return self._transient_answer(entry, error, resource_meta, convert)
+            self.metrics.transient_retries.labels(entry.category.name, "get").inc()
+            log.info("%s get: transient failure, retrying in %.2fs: %s", entry.label, backoff, error)
+            await asyncio.sleep(backoff)
             try:
-                result = await self._invoke(entry, method, kwargs, bound, post)
+                result = await self._invoke(entry, method, kwargs, None if left is None else left - backoff, post)
             except (TransientError, CallTimeout) as e:
-                attempt += 1
-                backoff = cfg.transient_backoff * (2 ** (attempt - 1))
-                left = None if until is None else until - time.monotonic()
-                # Another attempt only if it can still finish in time (the backoff plus as long again to run).
-                if attempt <= cfg.transient_retries and (left is None or left > 2 * backoff):
-                    self.metrics.transient_retries.labels(entry.category.name, "get").inc()
-                    log.info("%s get: transient failure, retrying in %.2fs: %s", entry.label, backoff, e)
-                    await asyncio.sleep(backoff)
-                    bound = None if left is None else left - backoff
-                    continue
-                return self._transient_answer(entry, e, resource_meta, convert)
+                error = e
+                continue
             self._phases.seen(resource_meta, _phase_of(result))
             return result
 
@@ -677,36 +724,60 @@ class Dispatcher:
         post: Callable[[Any], Any] | None,
     ) -> Any:
         """Run one connector method the way it was declared, within ``bound`` seconds, then ``post`` on its result."""
-        try:
-            if method.is_async:
-                if method.name in entry.quarantined:
-                    if self._side is None:
-                        self._side = _SideLoop()
-                    fut = asyncio.wrap_future(self._side.submit(method.func(**kwargs), contextvars.copy_context()))
-                    if bound is None:
-                        result = await fut
-                    else:
-                        async with timeout_after(bound):
-                            result = await fut
-                elif bound is None:
-                    result = await method.func(**kwargs)
-                else:
-                    async with timeout_after(bound):
-                        result = await method.func(**kwargs)
-                return post(result) if post is not None else result
-            loop = asyncio.get_running_loop()
-            ctx = contextvars.copy_context()
-            cfut = loop.run_in_executor(self.executor, ctx.run, _sync_call, method.func, kwargs, post)
+        if method.is_async and method.name not in entry.quarantined:
+            # The hot path, inlined: no extra coroutine level between the handler and the connector.
             if bound is None:
-                return await cfut
-            async with timeout_after(bound):
-                return await cfut
-        except TimeoutError:
-            # Only our own bound raises TimeoutError here (a caller's cancellation is CancelledError).
-            raise CallTimeout(
-                f"{entry.name} {method.name}() did not finish within {bound or 0:.2f}s"
-                " (the caller's deadline or the connector timeout)"
-            ) from None
+                result = await method.func(**kwargs)
+                return post(result) if post is not None else result
+            task = asyncio.current_task()
+            deadlines = self._deadlines
+            deadlines.add(task, bound)  # type: ignore[arg-type]
+            try:
+                result = await method.func(**kwargs)
+            except asyncio.CancelledError:
+                if task not in deadlines.fired:
+                    raise
+                raise self._timed_out(entry, method, task, bound) from None  # type: ignore[arg-type]
+            finally:
+                deadlines.discard(task)  # type: ignore[arg-type]
+            return post(result) if post is not None else result
+        if method.is_async:
+            if self._side is None:
+                self._side = _SideLoop()
+            awaitable = asyncio.wrap_future(self._side.submit(method.func(**kwargs), contextvars.copy_context()))
+        else:
+            ctx = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self.executor, ctx.run, _sync_call, method.func, kwargs, post)
+            return await self._bounded(entry, method, future, bound)
+        result = await self._bounded(entry, method, awaitable, bound)
+        return post(result) if post is not None else result
+
+    async def _bounded(self, entry: Entry, method: ConnectorMethod, awaitable: Any, bound: float | None) -> Any:
+        if bound is None:
+            return await awaitable
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines = self._deadlines
+        deadlines.add(task, bound)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if task not in deadlines.fired:
+                raise
+            raise self._timed_out(entry, method, task, bound) from None
+        finally:
+            deadlines.discard(task)
+
+    def _timed_out(self, entry: Entry, method: ConnectorMethod, task: asyncio.Task[Any], bound: float) -> CallTimeout:
+        """Our bound cancelled ``task``: undo that cancellation and describe the timeout."""
+        self._deadlines.fired.discard(task)
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        return CallTimeout(
+            f"{entry.name} {method.name}() did not finish within {bound:.2f}s"
+            " (the caller's deadline or the connector timeout)"
+        )
 
     def _fail(
         self,
@@ -738,7 +809,10 @@ _END = object()
 
 
 def _phase_of(result: Any) -> int:
+    """The phase of a get result: a Resource, a Resource proto, or a response message wrapping one."""
     phase = getattr(result, "phase", None)
+    if phase is None:
+        phase = getattr(getattr(result, "resource", None), "phase", None)
     return int(phase) if isinstance(phase, int) else 0
 
 

@@ -14,35 +14,151 @@ and adds ``flyte_connector_requests_in_flight{task_type}``,
 ``flyte_connector_transient_fallbacks_total{task_type}`` and
 ``flyte_connector_loop_stalls_total{task_type, operation}``.
 Operations are the connector method names (create, get, delete, do, get_metrics, get_logs) and the metadata calls
-(list_connectors, get_connector). Label children are cached: recording costs a few dict-free calls.
+(list_connectors, get_connector).
+
+The per-call metrics (success, latency, in-flight, input bytes) are plain Python numbers updated on the event loop
+and turned into Prometheus families when scraped (a custom collector): recording a call costs well under a
+microsecond, where prometheus-client's locked children cost several. Failures, retries and stalls are rare and use
+ordinary prometheus-client counters.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["LATENCY_BUCKETS", "OpMetrics", "ServerMetrics"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+class Count:
+    """A lock-free counter (updated from the event loop thread only)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        """Add ``amount``."""
+        self.value += amount
+
+    def dec(self, amount: int = 1) -> None:
+        """Subtract ``amount`` (gauges)."""
+        self.value -= amount
+
+
+class Histogram:
+    """A lock-free histogram with LATENCY_BUCKETS bounds."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Record one observation."""
+        self.sum += value
+        self.counts[bisect_left(LATENCY_BUCKETS, value)] += 1
+
+
+class Summary:
+    """A lock-free count and sum."""
+
+    __slots__ = ("count", "sum")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Record one observation."""
+        self.count += 1
+        self.sum += value
+
+
 class OpMetrics:
-    """The cached label children for one (task type, operation): what the hot path touches."""
+    """The metrics of one (task type, operation): what the hot path touches."""
 
     __slots__ = ("_failure", "in_flight", "labels", "latency", "success")
 
     def __init__(self, metrics: ServerMetrics, task_type: str, operation: str) -> None:
         self.labels = (task_type, operation)
-        self.success = metrics.success.labels(task_type, operation)
-        self.latency = metrics.latency.labels(task_type, operation)
-        self.in_flight = metrics.in_flight.labels(task_type)
+        self.success = Count()
+        self.latency = Histogram()
+        self.in_flight = metrics.in_flight_for(task_type)
         self._failure = metrics.failure
 
     def failed(self, code_name: str) -> None:
         """Count one failure with ``code_name`` (a gRPC status code name)."""
         self._failure.labels(self.labels[0], self.labels[1], code_name).inc()
+
+
+class _InputBytes:
+    """``flyte_connector_input_literal_bytes`` children by task type."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, Summary] = {}
+
+    def labels(self, task_type: str) -> Summary:
+        found = self.children.get(task_type)
+        if found is None:
+            found = self.children[task_type] = Summary()
+        return found
+
+
+class _CallCollector(Collector):
+    """Turns the plain per-call numbers into Prometheus families at scrape time."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["task_type", "operation"]
+        success = CounterMetricFamily("flyte_connector_requests_success", "Successful connector calls", labels=labels)
+        latency = HistogramMetricFamily(
+            "flyte_connector_request_latency_seconds", "Time spent serving a connector call", labels=labels
+        )
+        bounds = [floatToGoString(b) for b in LATENCY_BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
+        for (task_type, operation), op in list(self._m.ops.items()):
+            total = 0
+            buckets = []
+            for le, n in zip(bounds, list(op.latency.counts), strict=True):
+                total += n
+                buckets.append((le, float(total)))
+            if op.success.value or total:
+                success.add_metric([task_type, operation], op.success.value)
+                latency.add_metric([task_type, operation], buckets, op.latency.sum)
+        yield success
+        yield latency
+        in_flight = GaugeMetricFamily(
+            "flyte_connector_requests_in_flight", "Connector calls being served right now", labels=["task_type"]
+        )
+        for task_type, gauge in list(self._m.in_flight.items()):
+            in_flight.add_metric([task_type], gauge.value)
+        yield in_flight
+        inputs = SummaryMetricFamily(
+            "flyte_connector_input_literal_bytes",
+            "Size of the inputs LiteralMap of CreateTask/ExecuteTaskSync requests",
+            labels=["task_type"],
+        )
+        for task_type, summary in list(self._m.input_bytes.children.items()):
+            inputs.add_metric([task_type], summary.count, summary.sum)
+        yield inputs
 
 
 class ServerMetrics:
@@ -51,35 +167,13 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.success = Counter(
-            "flyte_connector_requests_success_total",
-            "Successful connector calls",
-            ["task_type", "operation"],
-            registry=r,
-        )
+        self.ops: dict[tuple[str, str], OpMetrics] = {}
+        self.in_flight: dict[str, Count] = {}
+        self.input_bytes = _InputBytes()
         self.failure = Counter(
             "flyte_connector_requests_failure_total",
             "Failed connector calls, by gRPC status code name",
             ["task_type", "operation", "error_code"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "flyte_connector_request_latency_seconds",
-            "Time spent serving a connector call",
-            ["task_type", "operation"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.input_bytes = Summary(
-            "flyte_connector_input_literal_bytes",
-            "Size of the inputs LiteralMap of CreateTask/ExecuteTaskSync requests",
-            ["task_type"],
-            registry=r,
-        )
-        self.in_flight = Gauge(
-            "flyte_connector_requests_in_flight",
-            "Connector calls being served right now",
-            ["task_type"],
             registry=r,
         )
         self.transient_retries = Counter(
@@ -100,14 +194,21 @@ class ServerMetrics:
             ["task_type", "operation"],
             registry=r,
         )
-        self._ops: dict[tuple[str, str], OpMetrics] = {}
+        r.register(_CallCollector(self))
+
+    def in_flight_for(self, task_type: str) -> Count:
+        """The in-flight gauge of ``task_type``."""
+        found = self.in_flight.get(task_type)
+        if found is None:
+            found = self.in_flight[task_type] = Count()
+        return found
 
     def op(self, task_type: str, operation: str) -> OpMetrics:
-        """The cached children for (task_type, operation)."""
+        """The metrics of (task_type, operation), created on first use."""
         key = (task_type, operation)
-        found = self._ops.get(key)
+        found = self.ops.get(key)
         if found is None:
-            found = self._ops[key] = OpMetrics(self, task_type, operation)
+            found = self.ops[key] = OpMetrics(self, task_type, operation)
         return found
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
