@@ -17,8 +17,10 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c 'import flyteconnect, grpc, psycopg, httpx, s3fs, moto' # fail early when an install step failed
+# Pinned, tested versions (requirements/constraints.txt) keep the resolver fast and CI reproducible.
+.venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]' \
+  2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c 'import flyteconnect, grpc, psycopg, httpx, s3fs, moto, hypothesis, mkdocs, kubernetes_validate' # fail early when an install step failed
 
 .venv/bin/ruff check src tests benchmarks tools
 .venv/bin/mypy
