@@ -284,7 +284,9 @@ class BackgroundServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> BackgroundServer:
-        """Start the thread and the server; returns once it is serving."""
+        """Start the thread and the server; returns once it is serving (no-op when already started)."""
+        if self._thread.is_alive():
+            return self
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=30)
         return self
@@ -295,7 +297,8 @@ class BackgroundServer:
             asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop).result(timeout=60)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=10)
-        self.loop.close()
+        if not self._thread.is_alive() and not self.loop.is_closed():
+            self.loop.close()
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
