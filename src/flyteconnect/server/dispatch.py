@@ -396,7 +396,8 @@ class Dispatcher:
         info = self._infos.get(name)
         op = self.metrics.op("", "get_connector")
         if info is None:
-            raise self._fail(ConnectorNotFound(f"Cannot find connector for name: {name!r}."), None, None, "get", op)
+            error = ConnectorNotFound(f"Cannot find connector for name: {name!r}.")
+            raise self._fail(error, None, None, "get_connector", op)
         op.success.inc()
         return info
 

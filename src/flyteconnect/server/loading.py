@@ -116,8 +116,9 @@ def load_connectors(
             result.skipped.append(key)
             continue
         if connector.task_category in result.registry:
-            if result.sources.get(key) == source:
-                continue
+            existing = result.registry.get_connector(connector.task_type_name, connector.task_type_version)
+            if result.sources.get(key) == source or type(existing) is type(connector):
+                continue  # the same connector reached us twice (a module registered a built-in, say)
             result.failures[source] = f"duplicate task category {key}: already served from {result.sources[key]}"
             continue
         try:
