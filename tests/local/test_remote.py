@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from local_helpers import LOG, EchoConnector, JobConnector, ProcessConnector, echo_task, job_task, proc_task
 
-from conftest import free_port
 from flyteconnect import ConnectorError, ConnectorNotFound, ConnectorRegistry, Phase
 from flyteconnect.cli.main import cli
 from flyteconnect.local import ConnectorTask, LocalRunner, PollSchedule, TaskFailed, TaskTimeout
 from flyteconnect.local.remote import FlyteIdlV1Client, connect
 from flyteconnect.server.app import BackgroundServer, ServerConfig, serve_in_thread
+from support import free_port
 
 FAST = PollSchedule(0.02, 1.5, 0.1)
 

@@ -198,7 +198,7 @@ def test_one_version_per_name_survives_discovery() -> None:
 
 
 def test_unreachable_server_yields_no_routes() -> None:
-    from conftest import free_port
+    from support import free_port
 
     fp = FakePropeller(f"127.0.0.1:{free_port()}", timeouts={"ListConnectors": 0.2})
     assert asyncio.run(fp.discover()) == {}
