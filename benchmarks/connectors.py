@@ -48,7 +48,14 @@ class BenchConnector(AsyncConnectorBase[BenchMeta]):
     task_type_name = payloads.ASYNC_TYPE
     metadata_type = BenchMeta
 
-    async def create(self, task_template: Any, output_prefix: str, inputs: Any = None, **kwargs: Any) -> BenchMeta:
+    async def create(
+        self,
+        task_template: Any,
+        output_prefix: str,
+        inputs: Any = None,
+        task_execution_metadata: Any = None,
+        **kwargs: Any,
+    ) -> BenchMeta:
         return BenchMeta(job_id="bench-job-000001", region=task_template.custom["Location"])
 
     async def get(self, resource_meta: BenchMeta, **kwargs: Any) -> Resource:

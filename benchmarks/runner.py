@@ -94,6 +94,7 @@ def _run(server: RunningServer, scenario: Scenario, body: Path, requests: int, f
         "latency_ms": {k: round(v, 3) for k, v in result.latency_ms.items()},
         "cpu_us_per_req": round(cpu * 1e6 / max(1, result.succeeded), 1),
         "in_flight": clients * streams,
+        "reply_bytes": frame_bytes,
     }
 
 
@@ -133,7 +134,7 @@ def run_suite(s: Settings, log: Log = print) -> dict[str, Any]:
     try:
         for label in labels:
             running[label] = start(s.specs[label], s.work_dir / "logs")
-        plans = []
+        plans: list[tuple[Scenario, list[str], Path, dict[str, int], dict[str, list[dict]], dict[str, int]]] = []
         for sc in s.scenarios:
             involved = ["bare", sc.subject] + (["flytekit"] if "flytekit" in running and sc.flytekit else [])
             body = write_body(s.work_dir / f"{sc.name}.bin", sc.messages())
@@ -146,7 +147,7 @@ def run_suite(s: Settings, log: Log = print) -> dict[str, Any]:
             in_flight = min(sc.in_flight, s.in_flight_cap or sc.in_flight)
             for label in involved:
                 warm = _run(running[label], sc, body, max(s.min_requests, 2 * in_flight), frames[label], s)
-                sizes[label] = max(s.min_requests, 4 * in_flight, int(warm["req_per_s"] * s.seconds))
+                sizes[label] = max(s.min_requests, 3 * in_flight, int(warm["req_per_s"] * s.seconds))
             log(f"  {sc.name}: " + ", ".join(f"{k} n={v}" for k, v in sizes.items()))
 
         for rnd in range(s.rounds):
