@@ -144,7 +144,10 @@ class ResourceMeta:
         except json.JSONDecodeError as e:
             shown = text if len(text) <= 60 else text[:57] + "..."
             raise ResourceMetaError(f"resource_meta for {name} is not JSON ({e.msg} at {e.pos}): {shown!r}") from None
-        return typing.cast("Self", _from_json(cls, raw, name))
+        try:
+            return typing.cast("Self", _decoder(cls)(raw))
+        except _DecodeError as e:
+            raise ResourceMetaError(f"{name}{''.join(reversed(e.path))}: {e.message}") from None
 
 
 @functools.cache
@@ -167,71 +170,168 @@ def _required_fields(cls: type) -> frozenset[str]:
 _UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType)
 
 
-def _from_json(tp: Any, value: Any, path: str) -> Any:
-    """Convert a JSON value to ``tp``, raising ResourceMetaError with the dotted ``path`` of the first problem."""
+class _DecodeError(Exception):
+    """A decoding problem; parents prepend their field names to ``path`` on the way up (only paid on error)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.path: list[str] = []
+
+
+Decoder = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _decoder(tp: Any) -> Decoder:
+    """A function turning a JSON value into ``tp``, built once per type so GetTask pays only for the checks."""
     if tp is Any or tp is object:
-        return value
+        return _identity
     origin = typing.get_origin(tp)
     if origin in _UNION_TYPES:
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
+        return _union_decoder(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass_decoder(tp)
+    if origin in (list, tuple, set, frozenset) or tp in (list, tuple, set, frozenset):
+        return _sequence_decoder(tp, origin or tp)
+    if origin is dict or tp is dict or origin is Mapping:
+        return _mapping_decoder(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum_decoder(tp)
+    if tp is float:
+        return _float_decoder
+    if tp in (int, str, bool):
+        return _exact_decoder(tp)
+    return _identity  # other annotations (NewType, Literal, custom classes): passed through as flytekit does
+
+
+def _union_decoder(tp: Any) -> Decoder:
+    args = typing.get_args(tp)
+    optional = type(None) in args
+    choices = [_decoder(arg) for arg in args if arg is not type(None)]
+
+    def decode(value: Any) -> Any:
+        if value is None and optional:
             return None
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        for choice in choices:
             try:
-                return _from_json(arg, value, path)
-            except ResourceMetaError as e:
-                errors.append(str(e))
-        raise ResourceMetaError(errors[0] if len(errors) == 1 else f"{path}: {value!r} matches none of {tp}")
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+                return choice(value)
+            except _DecodeError as e:
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _DecodeError(f"{value!r} matches none of {tp}")
+
+    return decode
+
+
+def _dataclass_decoder(cls: type) -> Decoder:
+    fields = {name: _decoder(hint) for name, hint in _field_types(cls).items()}
+    known = frozenset(fields)
+    required = _required_fields(cls)
+    name = cls.__name__
+
+    def decode(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise ResourceMetaError(f"{path}: expected an object for {tp.__name__}, got {type(value).__name__}")
-        fields = _field_types(tp)
-        unknown = sorted(set(value) - set(fields))
-        if unknown:
-            raise ResourceMetaError(f"{path}: unknown field(s) {', '.join(unknown)} for {tp.__name__}")
-        missing = sorted(_required_fields(tp) - set(value))
-        if missing:
-            raise ResourceMetaError(f"{path}: missing field(s) {', '.join(missing)} for {tp.__name__}")
-        kwargs = {k: _from_json(fields[k], v, f"{path}.{k}") for k, v in value.items()}
+            raise _DecodeError(f"expected an object for {name}, got {type(value).__name__}")
+        keys = value.keys()
+        if not keys <= known:
+            raise _DecodeError(f"unknown field(s) {', '.join(sorted(keys - known))} for {name}")
+        if not required <= keys:
+            raise _DecodeError(f"missing field(s) {', '.join(sorted(required - keys))} for {name}")
+        kwargs = {}
+        for key, item in value.items():
+            try:
+                kwargs[key] = fields[key](item)
+            except _DecodeError as e:
+                e.path.append(f".{key}")
+                raise
         try:
-            return tp(**kwargs)
+            return cls(**kwargs)
         except Exception as e:  # a __post_init__ that validates
-            raise ResourceMetaError(f"{path}: {tp.__name__} rejected the values: {e}") from None
-    if origin in (list, tuple, set, frozenset) or tp in (list, tuple, set, frozenset):
+            raise _DecodeError(f"{name} rejected the values: {e}") from None
+
+    return decode
+
+
+def _sequence_decoder(tp: Any, container: Any) -> Decoder:
+    args = typing.get_args(tp)
+    if container is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        items = [_decoder(a) for a in args]
+
+        def decode_fixed(value: Any) -> Any:
+            if not isinstance(value, list):
+                raise _DecodeError(f"expected a list, got {type(value).__name__}")
+            if len(value) != len(items):
+                raise _DecodeError(f"expected {len(items)} items, got {len(value)}")
+            return tuple(_each(dec, v, i) for i, (dec, v) in enumerate(zip(items, value, strict=True)))
+
+        return decode_fixed
+    item = _decoder(args[0] if args else Any)
+
+    def decode(value: Any) -> Any:
         if not isinstance(value, list):
-            raise ResourceMetaError(f"{path}: expected a list, got {type(value).__name__}")
-        args = typing.get_args(tp)
-        container = origin or tp
-        if container is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(args) != len(value):
-                raise ResourceMetaError(f"{path}: expected {len(args)} items, got {len(value)}")
-            return tuple(_from_json(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-        item = args[0] if args else Any
-        items = [_from_json(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
-        return items if container is list else container(items)
-    if origin is dict or tp is dict or origin is Mapping:
+            raise _DecodeError(f"expected a list, got {type(value).__name__}")
+        out = [_each(item, v, i) for i, v in enumerate(value)]
+        return out if container is list else container(out)
+
+    return decode
+
+
+def _each(decode: Decoder, value: Any, index: int) -> Any:
+    try:
+        return decode(value)
+    except _DecodeError as e:
+        e.path.append(f"[{index}]")
+        raise
+
+
+def _mapping_decoder(tp: Any) -> Decoder:
+    args = typing.get_args(tp)
+    item = _decoder(args[1] if len(args) == 2 else Any)
+
+    def decode(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise ResourceMetaError(f"{path}: expected an object, got {type(value).__name__}")
-        args = typing.get_args(tp)
-        item = args[1] if len(args) == 2 else Any
-        return {k: _from_json(item, v, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            raise _DecodeError(f"expected an object, got {type(value).__name__}")
+        out = {}
+        for key, v in value.items():
+            try:
+                out[key] = item(v)
+            except _DecodeError as e:
+                e.path.append(f".{key}")
+                raise
+        return out
+
+    return decode
+
+
+def _enum_decoder(tp: type[enum.Enum]) -> Decoder:
+    def decode(value: Any) -> Any:
         try:
             return tp(value)
         except ValueError:
-            raise ResourceMetaError(f"{path}: {value!r} is not a {tp.__name__}") from None
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ResourceMetaError(f"{path}: expected a number, got {type(value).__name__}")
-    if tp in (int, str, bool):
+            raise _DecodeError(f"{value!r} is not a {tp.__name__}") from None
+
+    return decode
+
+
+def _float_decoder(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise _DecodeError(f"expected a number, got {type(value).__name__}")
+
+
+def _exact_decoder(tp: type) -> Decoder:
+    def decode(value: Any) -> Any:
         if type(value) is tp:
             return value
-        raise ResourceMetaError(f"{path}: expected {tp.__name__}, got {type(value).__name__}")
-    return value  # other annotations (NewType, Literal, custom classes): passed through as flytekit does
+        raise _DecodeError(f"expected {tp.__name__}, got {type(value).__name__}")
+
+    return decode
 
 
 # ------------------------------------------------------------------------------------------------------------ Resource
