@@ -145,7 +145,7 @@ class ResourceMeta:
             shown = text if len(text) <= 60 else text[:57] + "..."
             raise ResourceMetaError(f"resource_meta for {name} is not JSON ({e.msg} at {e.pos}): {shown!r}") from None
         try:
-            return typing.cast("Self", _decoder(cls)(raw))
+            return typing.cast("Self", _decoder(cls)(raw))  # type: ignore[arg-type]
         except _DecodeError as e:
             raise ResourceMetaError(f"{name}{''.join(reversed(e.path))}: {e.message}") from None
 
