@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import DOCS, K8S_DIR, Manifest, code_blocks, kustomize, needs_kubectl
+from deploy_helpers import DOCS, K8S_DIR, ROOT, Manifest, code_blocks, kustomize, needs_kubectl, only
 
 # Flyte 1.16 `connector-service` plugin keys (webapi/connector/config.go) and per-deployment keys.
 PLUGIN_KEYS = {
@@ -97,21 +98,33 @@ def test_overlay_snippets_render_to_valid_objects(yaml_blocks: list[Any], tmp_pa
             assert set(secret["data"]) == {"databricks_token"}
 
 
-def test_sizing_table_arithmetic() -> None:
-    # GetTask/s = Propellers * min(tasks per Propeller / resyncInterval (30 s), qps)
+def test_sizing_table_arithmetic(manifests: dict[str, list[Manifest]]) -> None:
     text = DOCS.read_text()
-    rows = re.findall(r"^\| ([\d ]+) \| (\d+) \| (\d+) \| ([\d.]+) \|", text, flags=re.M)
+    cpu_per_call = float(re.search(r"With about (\d+) µs of CPU per GetTask", text).group(1)) * 1e-6  # type: ignore[union-attr]
+    # the autoscaler's threshold, from the manifests: target utilization x the container's CPU request
+    hpa = only(manifests, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
+    request = only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+    threshold = hpa / 100 * (float(request[:-1]) / 1000 if request.endswith("m") else float(request))
+    minimum = only(manifests, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
+
+    rows = re.findall(r"^\| ([\d ]+) \| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| (\d+) \|$", text, flags=re.M)
     assert len(rows) >= 5
-    for tasks, propellers, qps, rate in rows:
+    for tasks, propellers, qps, rate, cores, replicas in rows:
+        # GetTask/s = Propellers * min(tasks per Propeller / resyncInterval (30 s), qps)
         n = int(propellers)
-        expected = n * min(int(tasks.replace(" ", "")) / n / 30, int(qps))
-        assert float(rate) == pytest.approx(expected, abs=0.05), (tasks, propellers, qps)
+        expected_rate = n * min(int(tasks.replace(" ", "")) / n / 30, int(qps))
+        assert float(rate) == pytest.approx(expected_rate, abs=0.05), (tasks, propellers, qps)
+        assert float(cores) == pytest.approx(expected_rate * cpu_per_call, abs=0.0006), tasks
+        assert int(replicas) == max(minimum, math.ceil(expected_rate * cpu_per_call / threshold)), tasks
 
 
-def test_unmeasured_numbers_are_marked_as_placeholders() -> None:
+def test_measured_numbers_cite_runs_that_exist() -> None:
     text = DOCS.read_text()
-    if "*TBD*" in text:
-        assert "**PLACEHOLDER: to be filled from `benchmarks/results/`.**" in text
+    assert "*TBD*" not in text
+    cited = set(re.findall(r"`(benchmarks/results/[\w.-]+)`", text))
+    assert {"benchmarks/results/latest.md", "benchmarks/results/soak.md"} <= cited
+    for path in cited:
+        assert (ROOT / path).is_file(), path
 
 
 def test_the_docs_say_the_image_is_untested_here() -> None:
