@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from deploy_helpers import BASE_DIR, K8S_DIR, Manifest, load_manifests, only
+from deploy_helpers import BASE_DIR, K8S_DIR, KUBECTL, Manifest, load_manifests, only
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +33,10 @@ def kustomization() -> Manifest:
     """deploy/kubernetes/base/kustomization.yaml, parsed."""
     result: Manifest = yaml.safe_load((BASE_DIR / "kustomization.yaml").read_text())
     return result
+
+
+@pytest.fixture
+def kubectl_present() -> None:
+    """Fail (not skip) when kubectl, whose built-in kustomize renders the overlays, is missing."""
+    if KUBECTL is None:
+        pytest.fail("kubectl (with its built-in kustomize) is required to render deploy/kubernetes overlays")
