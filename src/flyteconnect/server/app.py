@@ -19,6 +19,7 @@ each of them required.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import signal
@@ -89,6 +90,9 @@ class ServerConfig:
     reuse_port: bool = False
     """Let several processes bind the port (SO_REUSEPORT); set by the ``--workers`` supervisor."""
     max_concurrent_rpcs: int | None = None
+    tune_gc: bool = True
+    """After start, freeze the objects loaded so far (``gc.freeze``) and collect less often: the collector then
+    never rescans the large, long-lived heap of protos and modules, which otherwise costs the hot path dearly."""
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
 
 
@@ -140,6 +144,13 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     key = Path(config.tls_key).read_bytes()
     ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
+def _tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    # Young collections every 10k allocations instead of 700: request garbage is short-lived and acyclic.
+    gc.set_threshold(10_000, 50, 100)
 
 
 class ConnectorServer:
@@ -201,6 +212,8 @@ class ConnectorServer:
         for name in ["", *self.service_names, health.SERVICE_NAME]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._start_metrics()
+        if config.tune_gc:
+            _tune_gc()
         return port
 
     def _start_metrics(self) -> None:

@@ -4,6 +4,8 @@ The loop stamps a heartbeat every ``threshold / 4`` seconds; a daemon thread che
 beaten for ``threshold`` seconds it is stalled: the thread looks at the loop thread's Python stack for a frame of a
 known connector method (code objects registered by the dispatcher) and reports who is blocking, once per stall. This
 costs nothing per request: no wrappers around connector calls, only a timer callback a few times a second.
+When the watchdog thread itself wakes up late, the whole process was starved of CPU (CFS throttling, an
+overloaded node) and no stall is reported, so a connector is not blamed for what the machine did.
 """
 
 from __future__ import annotations
@@ -79,8 +81,16 @@ class LoopWatchdog:
 
     def _watch(self) -> None:
         reported = False
-        while not self._stop.wait(self._interval):
-            behind = time.monotonic() - self._last
+        while True:
+            before = time.monotonic()
+            if self._stop.wait(self._interval):
+                return
+            now = time.monotonic()
+            if now - before - self._interval > self.threshold / 2:
+                # This thread woke up late too: the whole process was starved of CPU (throttling, an overloaded
+                # node), which is not a connector's fault. Look again once everyone has had a chance to run.
+                continue
+            behind = now - self._last
             if behind < self.threshold:
                 if reported:
                     log.warning("event loop resumed after a stall of about %.2fs", behind)
