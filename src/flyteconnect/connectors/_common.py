@@ -14,6 +14,8 @@ import msgpack
 from flyteidl.core import literals_pb2
 from google.protobuf import json_format
 
+from flyteconnect.loops import on_loop_close
+
 __all__ = ["PerLoop", "dict_literal", "literal_value", "literal_values", "storage_options"]
 
 C = TypeVar("C")
@@ -45,6 +47,7 @@ class PerLoop(Generic[C]):
             if client is None:
                 client = await self._factory()
                 self._clients[loop] = client
+                on_loop_close(self.aclose)  # closed on this loop by whoever owns it (server, local runner)
             return client
 
     async def aclose(self) -> None:

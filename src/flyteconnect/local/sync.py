@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from flyteconnect.local.errors import TaskCancelled
+from flyteconnect.loops import close_loop_resources
 
 __all__ = ["run_sync"]
 
@@ -35,13 +36,19 @@ def run_sync(main: Callable[[], Coroutine[Any, Any, T]], *, label: str = "run") 
     return _run_on_thread(main)
 
 
+# How long leftover tasks get to finish after being cancelled: a library task that swallows cancellation (a pool
+# reconnecting in a loop) must not hang the caller forever.
+FINISH_TIMEOUT = 5.0
+
+
 def _finish_loop(loop: asyncio.AbstractEventLoop) -> None:
     try:
+        loop.run_until_complete(close_loop_resources())
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for t in pending:
             t.cancel()
         if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(asyncio.wait(pending, timeout=FINISH_TIMEOUT))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
