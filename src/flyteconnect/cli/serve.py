@@ -206,6 +206,7 @@ def _server_config(opts: dict[str, Any], max_size: int) -> Any:
         tls_key=opts["tls_key"],
         tls_client_ca=opts["tls_client_ca"],
         reuse_port=opts["worker_index"] is not None,
+        tune_gc=True,
         dispatch=DispatchConfig(
             threads=opts["threads"],
             timeout=opts["timeout"] or None,

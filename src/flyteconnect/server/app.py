@@ -90,9 +90,10 @@ class ServerConfig:
     reuse_port: bool = False
     """Let several processes bind the port (SO_REUSEPORT); set by the ``--workers`` supervisor."""
     max_concurrent_rpcs: int | None = None
-    tune_gc: bool = True
+    tune_gc: bool = False
     """After start, freeze the objects loaded so far (``gc.freeze``) and collect less often: the collector then
-    never rescans the large, long-lived heap of protos and modules, which otherwise costs the hot path dearly."""
+    never rescans the large, long-lived heap of protos and modules. Process-wide, so ``flyteconnect serve`` turns
+    it on (it owns its process) and library users decide."""
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
 
 
