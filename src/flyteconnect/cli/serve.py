@@ -116,7 +116,7 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) ->
 @click.option("--host", default="[::]", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="gRPC port (0 picks a free one).")
 @click.option("--metrics-port", default=9090, show_default=True, type=int, help="Prometheus HTTP port (0 disables).")
-@click.option("--metrics-host", default="0.0.0.0", show_default=True)
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address of the metrics endpoint.")
 @click.option(
     "--protocol",
     "protocols",
@@ -130,7 +130,7 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) ->
     default=default_threads(),
     show_default=True,
     type=click.IntRange(1),
-    help="Worker threads per process for connector methods written as plain def.",
+    help="Worker threads per process for connector methods written as plain def (default: max(32, 4 x CPUs)).",
 )
 @click.option("--timeout", default=60.0, show_default=True, type=float, help="Bound of one connector call, seconds.")
 @click.option("--grace", default=30.0, show_default=True, type=float, help="Seconds to finish in-flight calls on stop.")
@@ -155,8 +155,8 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) ->
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
 @click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certs by this CA.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log lines.")
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--debug", is_flag=True, help="Add traceback frames to error details sent to callers.")
 @click.option("--strict", is_flag=True, help="Refuse to start when a connector module or plugin fails to load.")
 @click.option("--worker-index", type=int, default=None, hidden=True)
