@@ -83,3 +83,16 @@ def test_entry_points_and_the_same_connector_registered_by_a_module_do_not_confl
     assert "webhook_v0" in {str(c) for c in result.registry.categories()}
     assert result.sources["webhook_v0"] == f"module {module}"
     assert not any("webhook" in source for source in result.failures)
+
+
+def test_plain_table_for_logs() -> None:
+    from flyteconnect.cli.serve import plain_table
+    from flyteconnect.server.loading import LoadResult
+
+    from .connectors import AdderConnector, EchoV1Connector
+
+    result = LoadResult(ConnectorRegistry([AdderConnector(), EchoV1Connector()]), sources={"adder_v0": "module m"})
+    lines = plain_table(result).splitlines()
+    assert lines[0].split() == ["CONNECTOR", "TASK", "TYPE", "VERSION", "KIND", "METHODS", "SOURCE"]
+    assert lines[1].split() == ["Adder", "adder", "0", "sync", "do", "(async", "def)", "module", "m"]
+    assert lines[2].startswith("Echo Connector  echo       1        async  create (def), get (def), delete (def)")

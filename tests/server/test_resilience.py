@@ -48,6 +48,8 @@ async def test_transient_get_answers_running_then_retryable_failed(stubs: Stubs,
 
 
 async def test_transient_get_answers_the_last_phase_seen(stubs: Stubs) -> None:
+    # Phases are remembered once a connector has had a transient failure: give it one.
+    await stubs.async_.GetTask(get_request("faulty", faulty("transient")), timeout=5)
     request = get_request("faulty", faulty("queued_then_transient"))
     first = await stubs.async_.GetTask(request, timeout=5)
     assert first.resource.phase == Phase.QUEUED

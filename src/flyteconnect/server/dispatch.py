@@ -32,8 +32,9 @@ Transient failures in ``get``: a ``TransientError`` or a timeout is retried with
 allows (``transient_retries``); if it still fails the caller gets a normal answer instead of an error (Propeller fails
 a task after 5 failed GetTask calls over its whole life): the last phase this server saw for that resource_meta
 (kept in a small LRU) or RUNNING, with a message naming the problem. After ``transient_max_consecutive`` such answers
-in a row for the same job, the answer is RETRYABLE_FAILED so Propeller retries the task. ``transient_retries=-1``
-turns this off (errors become UNAVAILABLE / DEADLINE_EXCEEDED).
+in a row for the same job, the answer is RETRYABLE_FAILED so Propeller retries the task. Phases are remembered only
+for connectors that had a transient failure since start (healthy connectors pay nothing for this).
+``transient_retries=-1`` turns this off (errors become UNAVAILABLE / DEADLINE_EXCEEDED).
 
 Resources are validated: a ``get``/``do`` result that is not a ``Resource``, has phase UNDEFINED (Propeller would
 read the zero ``state`` as a retryable failure) or, for ``do``, a non-terminal phase (Propeller cannot poll a sync
@@ -144,7 +145,18 @@ class DispatchConfig:
 class Entry:
     """One served task category: the connector, its inspected methods, bound, and cached metric children."""
 
-    __slots__ = ("category", "connector", "label", "meta_type", "methods", "name", "ops", "quarantined", "timeout")
+    __slots__ = (
+        "category",
+        "connector",
+        "flaky",
+        "label",
+        "meta_type",
+        "methods",
+        "name",
+        "ops",
+        "quarantined",
+        "timeout",
+    )
 
     def __init__(self, connector: ConnectorBase, timeout: float | None, metrics: ServerMetrics) -> None:
         self.connector = connector
@@ -155,6 +167,8 @@ class Entry:
         self.meta_type: type[ResourceMeta] | None = getattr(connector, "metadata_type", None)
         self.timeout = timeout
         self.quarantined: set[str] = set()
+        self.flaky = False
+        """Set at this connector's first transient get failure; from then on the last phases are remembered."""
         task_type = self.category.name
         self.ops: dict[str, OpMetrics] = {
             op: metrics.op(task_type, op) for op in ("create", "get", "delete", "do", "get_metrics", "get_logs")
@@ -475,7 +489,8 @@ class Dispatcher:
                     raise
                 result = await self._retry_get(entry, method, kwargs, until, post, resource_meta, convert, e)
             else:
-                self._phases.seen(resource_meta, _phase_of(result))
+                if entry.flaky:
+                    self._phases.seen(resource_meta, _phase_of(result))
         except asyncio.CancelledError:
             op.failed("CANCELLED")
             raise
@@ -499,6 +514,7 @@ class Dispatcher:
         error: Exception,
     ) -> Any:
         """After a transient failure: retry with backoff while the deadline allows, else answer from memory."""
+        entry.flaky = True
         cfg = self.config
         attempt = 0
         while True:
