@@ -19,6 +19,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from flyteconnect.connector import Phase, Resource, TaskCategory
 from flyteconnect.errors import InvalidRequest
+from flyteconnect.literals import FlyteFile, to_literal_map
 from flyteconnect.models import LiteralMap
 from flyteconnect.server import v2_convert as cv
 
@@ -124,13 +125,20 @@ def test_empty_inputs_are_a_truthy_empty_map() -> None:
     assert view and dict(view.literals) == {}
 
 
-def test_input_type_hints_from_interface() -> None:
+def test_native_inputs_are_typed_by_the_declared_interface() -> None:
     list_of_float = interface_v2.Variable(
         type=types_v2.LiteralType(collection_type=types_v2.LiteralType(simple=types_v2.FLOAT))
     )
     blob = interface_v2.Variable(type=types_v2.LiteralType(blob=types_v2.BlobType()))
-    hints = cv.input_type_hints({"a": _var(types_v2.INTEGER), "b": list_of_float, "c": blob})
-    assert hints == {"a": int, "b": list[float]}
+    template = v2_template()
+    template.interface.inputs.variables.extend(
+        [interface_v2.VariableEntry(key="b", value=list_of_float), interface_v2.VariableEntry(key="c", value=blob)]
+    )
+    values = {"x": 5, "s": "hi", "b": [1.0, 2.5], "c": FlyteFile("s3://bucket/key.csv")}
+    view = LiteralMap.from_flyte_idl(to_literal_map(values))
+    native = cv.native_inputs(view, cv.template_view(template))
+    assert native["x"] == 5 and native["s"] == "hi" and native["b"] == [1.0, 2.5]
+    assert isinstance(native["c"], FlyteFile) and str(native["c"].path) == "s3://bucket/key.csv"
 
 
 def test_connection_kwargs_configs_win_and_secrets_separate() -> None:

@@ -24,12 +24,11 @@ GetTask from those bytes alone. The executor keeps resource_meta in its persiste
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from flyteidl.core import execution_pb2 as execution_v1
-from flyteidl.core import literals_pb2, types_pb2
+from flyteidl.core import literals_pb2
 from flyteidl2.connector import connector_pb2
 from flyteidl2.core import execution_pb2 as execution_v2
 from flyteidl2.core import tasks_pb2 as tasks_v2
@@ -50,7 +49,6 @@ __all__ = [
     "connector_to_v2",
     "decode_envelope",
     "encode_envelope",
-    "input_type_hints",
     "inputs_view",
     "is_envelope",
     "log_links_to_v2",
@@ -134,43 +132,10 @@ def inputs_view(pb: common_pb2.Inputs) -> LiteralMap:
     return LiteralMap.from_flyte_idl(literals_pb2.LiteralMap.FromString(pb.SerializeToString()))
 
 
-_SIMPLE_HINTS: dict[int, Any] = {
-    types_pb2.INTEGER: int,
-    types_pb2.FLOAT: float,
-    types_pb2.STRING: str,
-    types_pb2.BOOLEAN: bool,
-    types_pb2.DATETIME: datetime.datetime,
-    types_pb2.DURATION: datetime.timedelta,
-}
-
-
-def _hint(lt: Any) -> Any:
-    """A Python type for a declared LiteralType, or None to let the literal engine infer it from the value."""
-    kind = lt.WhichOneof("type")
-    if kind == "simple":
-        return _SIMPLE_HINTS.get(lt.simple)
-    if kind == "collection_type":
-        item = _hint(lt.collection_type)
-        return list[item] if item is not None else None  # type: ignore[valid-type]
-    if kind == "map_value_type":
-        value = _hint(lt.map_value_type)
-        return dict[str, value] if value is not None else None  # type: ignore[valid-type]
-    return None
-
-
-def input_type_hints(interface_inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Python type hints for the declared inputs (name → ``Variable``) whose types map to a plain Python type."""
-    hints = {}
-    for name, variable in interface_inputs.items():
-        hint = _hint(variable.type)
-        if hint is not None:
-            hints[name] = hint
-    return hints
-
-
 def native_inputs(inputs: LiteralMap, template: TaskTemplate) -> dict[str, Any]:
-    """Inputs as native Python values, typed by the template's declared interface where it is a plain type."""
-    return inputs.to_python(input_type_hints(template.interface.inputs))
+    """Inputs as native Python values, read by the template's declared interface (the literal engine takes the
+    ``Variable``s as hints; undeclared inputs are inferred from their literals)."""
+    return inputs.to_python(template.interface.inputs)
 
 
 def connection_secrets(connection: Any) -> dict[str, str]:
