@@ -191,6 +191,13 @@ class FlyteIdlV1Client:
         call.cancel()  # we read the one response we need; do not wait for the stream to drain
         return resource_from_v1(response.header.resource)
 
+    async def unary(self, name: str, method: Any, request: Any) -> Any:
+        """Call the unary RPC ``method`` with the per-call timeout; failures become flyteconnect errors."""
+        try:
+            return await method(request, timeout=self.rpc_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise rpc_error(name, self.target, e) from None
+
     async def create(self, job: Job) -> bytes:
         """See Backend: CreateTask."""
         stub = agent_pb2_grpc.AsyncAgentServiceStub(self.channel())
@@ -200,10 +207,7 @@ class FlyteIdlV1Client:
             output_prefix=job.output_prefix,
             task_execution_metadata=job.execution_metadata,
         )
-        try:
-            response = await stub.CreateTask(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise rpc_error("CreateTask", self.target, e) from None
+        response = await self.unary("CreateTask", stub.CreateTask, request)
         return bytes(response.resource_meta)
 
     async def get(self, job: Job, handle: bytes) -> Resource:
@@ -216,10 +220,7 @@ class FlyteIdlV1Client:
             task_category=category.to_flyte_idl(),
             output_prefix=job.output_prefix,
         )
-        try:
-            response = await stub.GetTask(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise rpc_error("GetTask", self.target, e) from None
+        response = await self.unary("GetTask", stub.GetTask, request)
         return resource_from_v1(response.resource)
 
     async def delete(self, job: Job, handle: bytes) -> None:
@@ -229,10 +230,7 @@ class FlyteIdlV1Client:
         request = agent_pb2.DeleteTaskRequest(
             task_type=category.name, resource_meta=handle, task_category=category.to_flyte_idl()
         )
-        try:
-            await stub.DeleteTask(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise rpc_error("DeleteTask", self.target, e) from None
+        await self.unary("DeleteTask", stub.DeleteTask, request)
 
     async def aclose(self) -> None:
         """See Backend: close the channel (a later call opens a new one)."""

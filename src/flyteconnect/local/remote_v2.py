@@ -96,10 +96,7 @@ class FlyteIdlV2Client(FlyteIdlV1Client):
             ),
             connection=self._connection,
         )
-        try:
-            response = await stub.CreateTask(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise rpc_error("CreateTask", self.target, e) from None
+        response = await self.unary("CreateTask", stub.CreateTask, request)
         return bytes(response.resource_meta)
 
     async def get(self, job: Job, handle: bytes) -> Resource:
@@ -111,10 +108,7 @@ class FlyteIdlV2Client(FlyteIdlV1Client):
             output_prefix=job.output_prefix,
             connection=self._connection,
         )
-        try:
-            response = await stub.GetTask(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise rpc_error("GetTask", self.target, e) from None
+        response = await self.unary("GetTask", stub.GetTask, request)
         return Resource.from_flyte_idl(response.resource)
 
     async def delete(self, job: Job, handle: bytes) -> None:
@@ -123,7 +117,4 @@ class FlyteIdlV2Client(FlyteIdlV1Client):
         request = connector_pb2.DeleteTaskRequest(
             resource_meta=handle, task_category=self._category(job), connection=self._connection
         )
-        try:
-            await stub.DeleteTask(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise rpc_error("DeleteTask", self.target, e) from None
+        await self.unary("DeleteTask", stub.DeleteTask, request)
