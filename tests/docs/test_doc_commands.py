@@ -29,14 +29,14 @@ FLYTECONNECT = Path(sys.executable).with_name("flyteconnect")
 
 def doc_commands() -> list[tuple[str, list[str]]]:
     out = []
-    for page in pages():
+    for page in [*pages(), DOCS.parent / "README.md"]:
         for block in code_blocks(page.read_text()):
             if block.lang not in SHELL:
                 continue
             for line in block.code.splitlines():
                 line = line.split(" #", 1)[0].strip().rstrip("&").strip()
                 if line.startswith("flyteconnect "):
-                    out.append((f"{page.relative_to(DOCS)}: {line}", shlex.split(line)[1:]))
+                    out.append((f"{page.relative_to(DOCS.parent)}: {line}", shlex.split(line)[1:]))
     return out
 
 
