@@ -4,7 +4,7 @@ Starts the bare grpc.aio servicer (the ceiling) and ``flyteconnect serve`` with 
 with h2load (installed from Debian's nghttp2-client when missing), and writes ``benchmarks/results/latest.{json,md}``.
 
     python -m benchmarks                     # full run (~3 minutes on 2 cores)
-    python -m benchmarks --smoke             # tiny sizes, ~30 s: proves the suite runs (CI)
+    python -m benchmarks --smoke             # tiny sizes, no warm-up, ~10 s: proves the suite runs (CI)
     python -m benchmarks --against-flytekit  # also flytekit's `pyflyte serve connector` (scratch venv)
     python -m benchmarks --soak              # 10^6 GetTask calls, RSS every 10^5 (run by hand)
     python -m benchmarks --subject bare      # bare vs bare: validates the method (ratios ~1)
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         settings.seconds, settings.rounds, settings.startup_runs = 0.3, 1, 1
         settings.in_flight_cap, settings.min_requests, settings.mode = 32, 50, "smoke"
+        settings.warm_up = False
     settings.seconds = args.seconds or settings.seconds
     settings.rounds = args.rounds or settings.rounds
 

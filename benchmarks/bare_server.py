@@ -1,4 +1,4 @@
-"""The ceiling: a bare grpc.aio servicer of the Flyte 1 connector services answering constant precomputed replies.
+"""The ceiling: a bare grpc.aio servicer of the Flyte 1 (and Flyte 2 GetTask) services answering constant replies.
 
 It does what any Python gRPC server must do (grpc.aio, the generated flyteidl servicers, protobuf parse and
 serialize) and nothing else, so a framework's req/s divided by this one's, measured in the same run, is the
@@ -20,6 +20,8 @@ from typing import Any
 import grpc
 from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
+from flyteidl2.connector import connector_pb2 as v2_connector_pb2
+from flyteidl2.connector import service_pb2_grpc as v2_service_pb2_grpc
 
 from benchmarks import payloads
 
@@ -35,6 +37,11 @@ _DELETED = agent_pb2.DeleteTaskResponse()
 _SYNC_REPLY = agent_pb2.ExecuteTaskSyncResponse(
     header=agent_pb2.ExecuteTaskSyncResponseHeader(resource=payloads.resource(done=True))
 )
+_V2_RUNNING = v2_connector_pb2.GetTaskResponse(resource=payloads.v2_resource(done=False))
+_V2_GET_BY_META = {
+    payloads.META_DONE: v2_connector_pb2.GetTaskResponse(resource=payloads.v2_resource(done=True)),
+    payloads.META_RUNNING: _V2_RUNNING,
+}
 
 
 class AsyncService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ignore[misc]
@@ -82,11 +89,19 @@ class MetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # type: ign
         return reply
 
 
+class V2AsyncService(v2_service_pb2_grpc.AsyncConnectorServiceServicer):  # type: ignore[misc]
+    """Flyte 2 ``flyteidl2.connector.AsyncConnectorService``: GetTask with constant replies (what is measured)."""
+
+    async def GetTask(self, request: Any, context: Any) -> Any:
+        return _V2_GET_BY_META.get(request.resource_meta, _V2_RUNNING)
+
+
 # Each entry adds one service to the server; a new protocol (e.g. Flyte 2) adds its servicer here.
 SERVICES: list[Callable[[grpc.aio.Server, ThreadPoolExecutor], None]] = [
     lambda server, pool: agent_pb2_grpc.add_AsyncAgentServiceServicer_to_server(AsyncService(pool), server),
     lambda server, pool: agent_pb2_grpc.add_SyncAgentServiceServicer_to_server(SyncService(), server),
     lambda server, pool: agent_pb2_grpc.add_AgentMetadataServiceServicer_to_server(MetadataService(), server),
+    lambda server, pool: v2_service_pb2_grpc.add_AsyncConnectorServiceServicer_to_server(V2AsyncService(), server),
 ]
 
 

@@ -1,8 +1,9 @@
 """The requests the benchmark sends and the constant replies the bare servicer answers with.
 
-Plain flyteidl protos only (no flyteconnect imports), so the bare servicer and the load generator share them with no
-framework cost. The request shapes are what Propeller sends for a typical connector task: a template with a custom
-struct and a typed interface, a few inputs, execution metadata with labels and annotations.
+Plain flyteidl and flyteidl2 protos only (no flyteconnect imports), so the bare servicer and the load generator share
+them with no framework cost. The request shapes are what Propeller sends for a typical connector task: a template with
+a custom struct and a typed interface, a few inputs, execution metadata with labels and annotations. The Flyte 2
+builders (``v2_*``) carry the same job handle and outputs in flyteidl2's messages.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from flyteidl.core import (
     tasks_pb2,
     types_pb2,
 )
+from flyteidl2.connector import connector_pb2 as v2_connector_pb2
+from flyteidl2.core import literals_pb2 as v2_literals_pb2
+from flyteidl2.task import common_pb2 as v2_common_pb2
 from google.protobuf import duration_pb2, struct_pb2
 
 # Task types served by benchmarks/connectors.py (and benchmarks/flytekit_connectors.py): one per behaviour.
@@ -187,6 +191,15 @@ def get_request(task_type: str = ASYNC_TYPE, done: bool = True) -> agent_pb2.Get
     )
 
 
+def v2_get_request(task_type: str = ASYNC_TYPE, done: bool = True) -> v2_connector_pb2.GetTaskRequest:
+    """Flyte 2 GetTask (``flyteidl2.connector``): task_category, resource_meta and output_prefix, no connection."""
+    return v2_connector_pb2.GetTaskRequest(
+        resource_meta=META_DONE if done else META_RUNNING,
+        task_category=v2_connector_pb2.TaskCategory(name=task_type, version=0),
+        output_prefix=OUTPUT_PREFIX,
+    )
+
+
 def delete_request(task_type: str = ASYNC_TYPE) -> agent_pb2.DeleteTaskRequest:
     """DeleteTask (abort)."""
     return agent_pb2.DeleteTaskRequest(
@@ -229,3 +242,23 @@ def list_agents_response() -> agent_pb2.ListAgentsResponse:
             for name, t, is_sync in CONNECTORS
         ]
     )
+
+
+def v2_outputs() -> v2_common_pb2.Outputs:
+    """OUTPUTS_PY as Flyte 2 ``Outputs`` (named literals, same values and order as ``outputs_literal_map``)."""
+    literals = outputs_literal_map().literals
+    return v2_common_pb2.Outputs(
+        literals=[
+            v2_common_pb2.NamedLiteral(
+                name=k, value=v2_literals_pb2.Literal.FromString(literals[k].SerializeToString())
+            )
+            for k in ("row_count", "table", "score")
+        ]
+    )
+
+
+def v2_resource(done: bool) -> v2_connector_pb2.Resource:
+    """``resource(done)`` as a ``flyteidl2.connector.Resource`` (Flyte 2 has phase only, no state)."""
+    if done:
+        return v2_connector_pb2.Resource(phase=3, outputs=v2_outputs(), message="job bench-job-000001 done")  # type: ignore[arg-type]
+    return v2_connector_pb2.Resource(phase=2, message="job bench-job-000001 running")  # type: ignore[arg-type]

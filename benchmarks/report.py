@@ -37,6 +37,20 @@ def evaluate_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             row["cpu_ratio"] = sc["cpu_ratio"]
             row["cpu_pass"] = sc["cpu_ratio"] >= sc["target"]
         rows.append(row)
+    for sc in report["scenarios"]:
+        vs = sc.get("versus")
+        if not vs or vs.get("target") is None:
+            continue
+        row = {
+            "target": f"{sc['title']}: req/s ratio to {vs['title']} on the same {sc['subject']} server",
+            "value": vs["ratio"],
+            "required": f">= {vs['target']}",
+            "pass": vs["ratio"] is not None and vs["ratio"] >= vs["target"],
+        }
+        if vs.get("cpu_ratio") is not None:
+            row["cpu_ratio"] = vs["cpu_ratio"]
+            row["cpu_pass"] = vs["cpu_ratio"] >= vs["target"]
+        rows.append(row)
     subject = report["servers"].get(SUBJECT)
     if subject:
         rows.append(
@@ -126,6 +140,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         row += " " + ", ".join(f"{x['latency_ms']['p50']:.1f} / {x['latency_ms']['p99']:.1f}" for x in shown) + " |"
         row += " " + ", ".join(_f(x["cpu_us_per_req"]) for x in shown) + " |"
         lines.append(row)
+    lines += _versus_table(report)
     lines += [
         "",
         "| Server | startup to first ListAgents (s) | idle RSS (MiB) | RSS after load (MiB) |",
@@ -147,6 +162,34 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {t['target']} | {value} | {t['required']} | {_mark(t['pass'])} | {cpu} |")
     lines += ["", "Profiles of the missed targets: `benchmarks/results/FINDINGS.md`; soak run: `soak.md`."]
     return "\n".join(lines) + "\n"
+
+
+def _versus_table(report: dict[str, Any]) -> list[str]:
+    """Same-server comparisons (e.g. Flyte 2 vs Flyte 1 GetTask on one flyteconnect), measured back to back."""
+    rows = [sc for sc in report["scenarios"] if sc.get("versus")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Same server, same run: each scenario and the one it is compared with run back to back on the subject "
+        "server in every round (alternating who goes first); ratio = median of the per-round req/s ratios, CPU "
+        "ratio = compared-with CPU µs per call / scenario CPU µs per call.",
+        "",
+        "| Scenario | compared with | server | req/s | compared-with req/s | ratio | target | CPU ratio |"
+        " p50 / p99 ms (scenario, compared with) | CPU µs/req (scenario, compared with) |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for sc in rows:
+        vs = sc["versus"]
+        a, b = sc["results"][sc["subject"]], sc["results"][vs["label"]]
+        target = "-" if vs.get("target") is None else f">= {vs['target']:g}"
+        lat = ", ".join(f"{x['latency_ms']['p50']:.1f} / {x['latency_ms']['p99']:.1f}" for x in (a, b))
+        lines.append(
+            f"| {sc['title']} | {vs['title']} | {sc['subject']} | {_f(a['req_per_s'])} | {_f(b['req_per_s'])} | "
+            f"{_f(vs['ratio'], 2)} | {target} | {_f(vs.get('cpu_ratio'), 2)} | {lat} | "
+            f"{_f(a['cpu_us_per_req'])}, {_f(b['cpu_us_per_req'])} |"
+        )
+    return lines
 
 
 def soak_markdown(report: dict[str, Any]) -> str:

@@ -14,14 +14,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks import payloads
 from benchmarks.frames import write_body
 from benchmarks.h2load import H2Result, ensure_h2load, run_h2load
-from benchmarks.scenarios import Scenario
+from benchmarks.scenarios import Scenario, by_name
 from benchmarks.servers import RunningServer, ServerSpec, start
 from benchmarks.verify import reply_frame_bytes
 
@@ -45,6 +45,8 @@ class Settings:
     in_flight_cap: int | None = None
     """Cap every scenario's concurrency (smoke runs)."""
     min_requests: int = 200
+    warm_up: bool = True
+    """Size the measured runs from a warm-up run (off: fixed small sizes, for smoke runs)."""
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flyteconnect-bench-")))
     mode: str = "full"
 
@@ -74,6 +76,43 @@ def machine_info() -> dict[str, Any]:
         "h2load": h2,
         "loadavg_start": list(os.getloadavg()),
     }
+
+
+@dataclass
+class _Call:
+    """One measured series of a scenario: which server, which request (body and path), how big a good reply is."""
+
+    server: RunningServer
+    scenario: Scenario
+    """Whose path and concurrency are used (the versus scenario for a versus series)."""
+    body: Path
+    frames: int
+
+
+@dataclass
+class _Plan:
+    scenario: Scenario
+    calls: dict[str, _Call]
+    """By label, in run order: bare, the subject, the versus series, flytekit."""
+    runs: dict[str, list[dict]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+def _plan(sc: Scenario, running: dict[str, RunningServer], s: Settings) -> _Plan:
+    """Write the request bodies and verify one call of each series (gRPC OK, reply size) before any load."""
+    body = write_body(s.work_dir / f"{sc.name}.bin", sc.messages())
+    calls: dict[str, _Call] = {}
+    for label in ["bare", sc.subject]:
+        calls[label] = _Call(running[label], sc, body, reply_frame_bytes(running[label].port, sc))
+    if sc.versus and sc.versus_label:
+        # The other scenario's request on the same subject server, with this scenario's concurrency.
+        other = replace(by_name(sc.versus), in_flight=sc.in_flight, clients=sc.clients)
+        other_body = write_body(s.work_dir / f"{sc.name}-versus-{other.name}.bin", other.messages())
+        server = running[sc.subject]
+        calls[sc.versus_label] = _Call(server, other, other_body, reply_frame_bytes(server.port, other))
+    if "flytekit" in running and sc.flytekit:
+        calls["flytekit"] = _Call(running["flytekit"], sc, body, reply_frame_bytes(running["flytekit"].port, sc))
+    return _Plan(sc, calls, runs={label: [] for label in calls})
 
 
 def _run(server: RunningServer, scenario: Scenario, body: Path, requests: int, frame_bytes: int, s: Settings) -> dict:
@@ -134,32 +173,36 @@ def run_suite(s: Settings, log: Log = print) -> dict[str, Any]:
     try:
         for label in labels:
             running[label] = start(s.specs[label], s.work_dir / "logs")
-        plans: list[tuple[Scenario, list[str], Path, dict[str, int], dict[str, list[dict]], dict[str, int]]] = []
-        for sc in s.scenarios:
-            involved = ["bare", sc.subject] + (["flytekit"] if "flytekit" in running and sc.flytekit else [])
-            body = write_body(s.work_dir / f"{sc.name}.bin", sc.messages())
-            frames = {label: reply_frame_bytes(running[label].port, sc) for label in involved}
-            plans.append((sc, involved, body, frames, {label: [] for label in involved}, {}))
+        plans = [_plan(sc, running, s) for sc in s.scenarios]
 
         # Warm up each pair once and size the measured runs from the warm-up rate.
-        log("warm-up:")
-        for sc, involved, body, frames, _, sizes in plans:
-            in_flight = min(sc.in_flight, s.in_flight_cap or sc.in_flight)
-            for label in involved:
-                warm = _run(running[label], sc, body, max(s.min_requests, 2 * in_flight), frames[label], s)
-                sizes[label] = max(s.min_requests, 3 * in_flight, int(warm["req_per_s"] * s.seconds))
-            log(f"  {sc.name}: " + ", ".join(f"{k} n={v}" for k, v in sizes.items()))
+        log("warm-up:" if s.warm_up else "sizes (no warm-up):")
+        for p in plans:
+            in_flight = min(p.scenario.in_flight, s.in_flight_cap or p.scenario.in_flight)
+            for label, call in p.calls.items():
+                p.sizes[label] = max(s.min_requests, 3 * in_flight)
+                if s.warm_up:
+                    n = max(s.min_requests, 2 * in_flight)
+                    warm = _run(call.server, call.scenario, call.body, n, call.frames, s)
+                    p.sizes[label] = max(p.sizes[label], int(warm["req_per_s"] * s.seconds))
+            log(f"  {p.scenario.name}: " + ", ".join(f"{k} n={v}" for k, v in p.sizes.items()))
 
         for rnd in range(s.rounds):
             log(f"round {rnd + 1}/{s.rounds}:")
-            for sc, involved, body, frames, runs, sizes in plans:
-                # Alternate who goes first, so a slow spell of the shared machine does not always hit the same server.
-                for label in involved if rnd % 2 == 0 else reversed(involved):
-                    runs[label].append(_run(running[label], sc, body, sizes[label], frames[label], s))
-                log(f"  {sc.name}: " + ", ".join(f"{k} {v[-1]['req_per_s']:.0f} req/s" for k, v in runs.items()))
+            for p in plans:
+                # Alternate who goes first, so a slow spell of the shared machine does not always hit the same server;
+                # the subject and its versus runs are adjacent either way (listed last, and first when reversed).
+                labels = list(p.calls)
+                for label in labels if rnd % 2 == 0 else reversed(labels):
+                    call = p.calls[label]
+                    p.runs[label].append(_run(call.server, call.scenario, call.body, p.sizes[label], call.frames, s))
+                log(
+                    f"  {p.scenario.name}: "
+                    + ", ".join(f"{k} {v[-1]['req_per_s']:.0f} req/s" for k, v in p.runs.items())
+                )
 
-        for sc, involved, _, _, runs, _ in plans:
-            results.append(_scenario_result(sc, involved, runs, s))
+        for p in plans:
+            results.append(_scenario_result(p.scenario, list(p.calls), p.runs, s))
         for label, server in running.items():
             servers_report[label]["rss_after_load_mib"] = round(server.rss_mib(), 1)
     finally:
@@ -212,6 +255,20 @@ def _scenario_result(sc: Scenario, involved: list[str], runs: dict[str, list[dic
     out["cpu_ratio"] = round(middle["bare"]["cpu_us_per_req"] / subject_cpu, 3) if subject_cpu else None
     if "flytekit" in runs:
         out["flytekit_ratio"] = _paired_ratio(runs["flytekit"], runs["bare"])
+    if sc.versus and sc.versus_label:
+        versus = middle[sc.versus_label]
+        out["versus"] = {
+            "scenario": sc.versus,
+            "title": by_name(sc.versus).title,
+            "label": sc.versus_label,
+            "target": sc.versus_target,
+            "ratio": _paired_ratio(runs[sc.subject], runs[sc.versus_label]),
+            "round_ratios": [
+                round(a["req_per_s"] / b["req_per_s"], 3)
+                for a, b in zip(runs[sc.subject], runs[sc.versus_label], strict=True)
+            ],
+            "cpu_ratio": round(versus["cpu_us_per_req"] / subject_cpu, 3) if subject_cpu else None,
+        }
     if sc.pool_bound:
         bound = s.pool_size / payloads.SLEEP_SECONDS
         out["pool_bound_req_per_s"] = bound

@@ -14,11 +14,12 @@ from google.protobuf.message import Message
 
 from benchmarks import payloads
 
-__all__ = ["SCENARIOS", "Scenario", "select"]
+__all__ = ["SCENARIOS", "Scenario", "by_name", "select"]
 
 ASYNC = "/flyteidl.service.AsyncAgentService/"
 SYNC = "/flyteidl.service.SyncAgentService/"
 METADATA = "/flyteidl.service.AgentMetadataService/"
+V2_ASYNC = "/flyteidl2.connector.AsyncConnectorService/"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ class Scenario:
     flytekit: bool = True
     """Also run against flytekit with --against-flytekit."""
     note: str = ""
+    versus: str | None = None
+    """Another scenario's name: its request also runs on the subject server, back to back with this one in every
+    round, and the report gives this scenario's req/s over that one's (same server, same run)."""
+    versus_target: float | None = None
+    """Required ratio to ``versus`` (reported pass/fail, never asserted)."""
+
+    @property
+    def versus_label(self) -> str | None:
+        """The runner's label for the ``versus`` runs: ``<subject>:<versus>``."""
+        return f"{self.subject}:{self.versus}" if self.versus else None
 
     @property
     def streams(self) -> int:
@@ -66,6 +77,16 @@ SCENARIOS: list[Scenario] = [
         ASYNC + "GetTask",
         lambda: [payloads.get_request(done=True)],
         target=0.9,
+    ),
+    Scenario(
+        "get_outputs_v2",
+        "Flyte 2 GetTask, succeeded with outputs",
+        V2_ASYNC + "GetTask",
+        lambda: [payloads.v2_get_request(done=True)],
+        flytekit=False,
+        versus="get_outputs",
+        versus_target=0.9,
+        note="flyteidl2.connector; same connector and outputs as get_outputs",
     ),
     Scenario(
         "get_running",
@@ -114,6 +135,14 @@ SCENARIOS: list[Scenario] = [
         flytekit=False,
     ),
 ]
+
+
+def by_name(name: str) -> Scenario:
+    """The scenario called ``name`` (KeyError when there is none)."""
+    for sc in SCENARIOS:
+        if sc.name == name:
+            return sc
+    raise KeyError(name)
 
 
 def select(names: Sequence[str] | None) -> list[Scenario]:

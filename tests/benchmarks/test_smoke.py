@@ -31,25 +31,34 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "latest.json").read_text())
     names = [sc["name"] for sc in report["scenarios"]]
     assert {"list_agents", "create", "get_outputs", "get_running", "delete", "execute_sync"} <= set(names)
-    assert {"get_await_50ms", "get_blocking_50ms", "get_outputs_workers2"} <= set(names)
+    assert {"get_await_50ms", "get_blocking_50ms", "get_outputs_workers2", "get_outputs_v2"} <= set(names)
     for sc in report["scenarios"]:
-        assert set(sc["results"]) == {"bare", sc["subject"]}, sc["name"]
+        versus = [sc["versus"]["label"]] if "versus" in sc else []
+        assert set(sc["results"]) == {"bare", sc["subject"], *versus}, sc["name"]
         for label, r in sc["results"].items():
             assert r["req_per_s"] > 0, (sc["name"], label)
             assert r["failed"] == 0 and r["grpc_ok"] == r["succeeded"] > 0, (sc["name"], label, r)
             assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"], (sc["name"], label)
             assert r["cpu_us_per_req"] > 0, (sc["name"], label)
         assert sc["ratio"] > 0, sc["name"]
+    # Flyte 2 GetTask is also measured against Flyte 1 GetTask on the same server, back to back.
+    v2 = next(sc for sc in report["scenarios"] if sc["name"] == "get_outputs_v2")
+    assert v2["versus"]["label"] == "flyteconnect:get_outputs" and v2["versus"]["ratio"] > 0
+    assert v2["results"]["flyteconnect"]["reply_bytes"] > 0
+    assert v2["results"]["flyteconnect:get_outputs"]["reply_bytes"] > 0
     for label in ("bare", "flyteconnect", "flyteconnect-w2"):
         server = report["servers"][label]
         assert server["startup_s"] > 0 and server["idle_rss_mib"] > 0 and server["rss_after_load_mib"] > 0
     targets = {t["target"]: t for t in report["targets"]}
     assert "startup to first answered ListAgents (s)" in targets and "idle RSS (MiB)" in targets
+    versus_row = next(t for t in report["targets"] if "on the same flyteconnect server" in t["target"])
+    assert versus_row["value"] == v2["versus"]["ratio"] and versus_row["required"] == ">= 0.9"
     assert targets["every measured call answered gRPC OK"]["pass"] is True
     assert all(isinstance(t["pass"], bool) for t in report["targets"])
 
     markdown = (tmp_path / "latest.md").read_text()
     assert markdown.count("\n| ") >= len(names) + 3 + len(report["targets"])
+    assert "| Scenario | compared with |" in markdown
     assert "| Scenario |" in markdown and "| Target |" in markdown and report["machine"]["cpu"] in markdown
 
 
