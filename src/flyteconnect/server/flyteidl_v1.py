@@ -295,9 +295,9 @@ class FlyteIdlV1:
             ),
         }
         for service, handlers in services.items():
+            # Generic handlers only: grpc.aio's registered-method path measured ~15% more CPU per GetTask
+            # (grpcio 1.85, h2load, 3 rounds: 510-540 vs 445-470 µs per call).
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
-            if hasattr(server, "add_registered_method_handlers"):
-                server.add_registered_method_handlers(service, handlers)
 
 
 ADAPTER = FlyteIdlV1()
