@@ -48,3 +48,16 @@ def test_readme_gives_exactly_two_setup_commands() -> None:
     assert len(commands) == 2
     assert commands[1] == "bash scripts/test.sh"
     assert "bash scripts/test.sh" in (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+
+
+def test_readme_connector_passes_the_conformance_check(tmp_path: Path) -> None:
+    import subprocess
+
+    (source,) = python_blocks(README.read_text())
+    (tmp_path / "sleep_connector.py").write_text(source)
+    cli = Path(sys.executable).with_name("flyteconnect")
+    proc = subprocess.run(
+        [str(cli), "check", "sleep_connector.py", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '"fail"' not in proc.stdout
