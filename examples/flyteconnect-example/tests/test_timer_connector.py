@@ -57,4 +57,7 @@ def test_through_a_real_server_like_propeller(fake_propeller: Any) -> None:
     result = fake_propeller.run_sync(countdown, {"seconds": 0.05, "message": "served"})
     result.assert_succeeded()
     assert result.outputs["message"] == "served"
-    assert result.calls_to("CreateTask") and result.calls_to("GetTask")
+    methods = [c.method for c in result.calls]
+    assert methods[:2] == ["ListAgents", "CreateTask"] and set(methods[2:]) == {"GetTask"}
+    assert result.calls_to("GetTask")[0].request.resource_meta == result.resource_meta
+    assert result.count("DeleteTask") == 0  # Propeller deletes only on abort
