@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from flyteconnect.loops import close_loop_resources
 from flyteconnect.registry import ConnectorRegistry
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
 from flyteconnect.server.metrics import ServerMetrics
@@ -240,10 +241,13 @@ class ConnectorServer:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await server.stop(self.config.grace if grace is None else grace)
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        # Connectors' per-loop clients (httpx, psycopg pools) close on this loop, after the last call finished.
+        await close_loop_resources()
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            # shutdown() waits for the serving thread's poll interval (~0.5 s): never on the event loop.
+            await asyncio.to_thread(httpd.shutdown)
+            httpd.server_close()
         self.dispatcher.close()
         if self._stopped is not None:
             self._stopped.set()
@@ -286,6 +290,7 @@ class BackgroundServer:
         self.loop = asyncio.new_event_loop()
         self.server = ConnectorServer(registry, config)
         self._thread = threading.Thread(target=self.loop.run_forever, name="flyteconnect-server", daemon=True)
+        self._started = False
 
     @property
     def port(self) -> int:
@@ -298,9 +303,16 @@ class BackgroundServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> BackgroundServer:
-        """Start the thread and the server; returns once it is serving (no-op when already started)."""
-        if self._thread.is_alive():
+        """Start the thread and the server; returns once it is serving (no-op when already started).
+
+        ``with serve_in_thread(...)`` enters an already started server: that must not start it twice. A stopped
+        one cannot start again (its loop is closed): make a new ``BackgroundServer``.
+        """
+        if self.loop.is_closed():
+            raise RuntimeError("this BackgroundServer was stopped; create a new one to serve again")
+        if self._started:
             return self
+        self._started = True
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=30)
         return self

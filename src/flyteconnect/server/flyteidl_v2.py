@@ -33,7 +33,7 @@ from flyteconnect.secrets import request_secrets
 from flyteconnect.server import v2_convert as cv
 from flyteconnect.server.dispatch import Dispatcher, Entry
 from flyteconnect.server.errors import CallFailed, to_status
-from flyteconnect.server.flyteidl_v1 import _abort, _handlers, _parse
+from flyteconnect.server.grpc_util import abort, add_services, parse, server_stream, unary
 
 __all__ = ["ADAPTER", "AsyncConnectorService", "ConnectorMetadataService", "FlyteIdlV2"]
 
@@ -91,7 +91,7 @@ class AsyncConnectorService:
     async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.CreateTaskResponse:
         """Start a job (or run a sync connector to completion); answer its resource_meta."""
         try:
-            req = _parse(connector_pb2.CreateTaskRequest, request)
+            req = parse(connector_pb2.CreateTaskRequest, request)
             template = req.template
             key = (template.type, template.task_type_version)
             entry = self._d.lookup(key)
@@ -114,7 +114,7 @@ class AsyncConnectorService:
                         **kwargs,
                     )
         except CallFailed as e:
-            return await _abort(context, e)
+            return await abort(context, e)
         return connector_pb2.CreateTaskResponse(resource_meta=meta)
 
     async def _run_sync(
@@ -173,7 +173,7 @@ class AsyncConnectorService:
     async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetTaskResponse:
         """Poll a job (the hot path); a sync connector's result is read back from the envelope."""
         try:
-            req = _parse(connector_pb2.GetTaskRequest, request)
+            req = parse(connector_pb2.GetTaskRequest, request)
             cat = req.task_category
             key = (cat.name, cat.version)
             entry = self._d.lookup(key)
@@ -187,7 +187,7 @@ class AsyncConnectorService:
                     )
             return await self._d.get(key, req.resource_meta, convert=_get_response, timeout=context.time_remaining())
         except CallFailed as e:
-            return await _abort(context, e)
+            return await abort(context, e)
 
     def _from_envelope(self, entry: Entry, data: bytes) -> connector_pb2.Resource:
         op = entry.ops["get"]
@@ -207,7 +207,7 @@ class AsyncConnectorService:
     async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.DeleteTaskResponse:
         """Cancel a job; a no-op for a sync connector (its task finished inside CreateTask)."""
         try:
-            req = _parse(connector_pb2.DeleteTaskRequest, request)
+            req = parse(connector_pb2.DeleteTaskRequest, request)
             cat = req.task_category
             key = (cat.name, cat.version)
             entry = self._d.lookup(key)
@@ -218,7 +218,7 @@ class AsyncConnectorService:
             with _secrets(secrets):
                 await self._d.delete(key, req.resource_meta, timeout=context.time_remaining(), **kwargs)
         except CallFailed as e:
-            return await _abort(context, e)
+            return await abort(context, e)
         return connector_pb2.DeleteTaskResponse()
 
     async def GetTaskMetrics(
@@ -226,7 +226,7 @@ class AsyncConnectorService:
     ) -> connector_pb2.GetTaskMetricsResponse:
         """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""
         try:
-            req = _parse(connector_pb2.GetTaskMetricsRequest, request)
+            req = parse(connector_pb2.GetTaskMetricsRequest, request)
             result: connector_pb2.GetTaskMetricsResponse = await self._d.get_metrics(
                 cv.category_of(req),
                 req.resource_meta,
@@ -239,12 +239,12 @@ class AsyncConnectorService:
             )
             return result
         except CallFailed as e:
-            return await _abort(context, e)
+            return await abort(context, e)
 
     async def GetTaskLogs(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         """Stream every log page the connector produces (UNIMPLEMENTED when it has no get_logs)."""
         try:
-            req = _parse(connector_pb2.GetTaskLogsRequest, request)
+            req = parse(connector_pb2.GetTaskLogsRequest, request)
             pages = self._d.get_logs(
                 cv.category_of(req),
                 req.resource_meta,
@@ -256,7 +256,7 @@ class AsyncConnectorService:
             async for page in pages:
                 yield page
         except CallFailed as e:
-            await _abort(context, e)
+            await abort(context, e)
 
 
 class ConnectorMetadataService:
@@ -268,10 +268,10 @@ class ConnectorMetadataService:
     async def GetConnector(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetConnectorResponse:
         """One connector's metadata; unknown name → NOT_FOUND."""
         try:
-            req = _parse(connector_pb2.GetConnectorRequest, request)
+            req = parse(connector_pb2.GetConnectorRequest, request)
             info = self._d.get_connector(req.name)
         except CallFailed as e:
-            return await _abort(context, e)
+            return await abort(context, e)
         return connector_pb2.GetConnectorResponse(connector=cv.connector_to_v2(info.name, info.categories))
 
     async def ListConnectors(
@@ -301,35 +301,22 @@ class FlyteIdlV2:
         """Register the services, with raw-bytes request handlers (malformed requests are INVALID_ARGUMENT)."""
         a = AsyncConnectorService(dispatcher)
         m = ConnectorMetadataService(dispatcher)
-        services = {
-            ASYNC_SERVICE: {
-                **_handlers(
-                    grpc.unary_unary_rpc_method_handler,
-                    a,
-                    {
-                        "CreateTask": connector_pb2.CreateTaskResponse,
-                        "GetTask": connector_pb2.GetTaskResponse,
-                        "DeleteTask": connector_pb2.DeleteTaskResponse,
-                        "GetTaskMetrics": connector_pb2.GetTaskMetricsResponse,
-                    },
-                ),
-                **_handlers(
-                    grpc.unary_stream_rpc_method_handler, a, {"GetTaskLogs": connector_pb2.GetTaskLogsResponse}
-                ),
+        add_services(
+            server,
+            {
+                ASYNC_SERVICE: [
+                    unary(a.CreateTask, connector_pb2.CreateTaskResponse),
+                    unary(a.GetTask, connector_pb2.GetTaskResponse),
+                    unary(a.DeleteTask, connector_pb2.DeleteTaskResponse),
+                    unary(a.GetTaskMetrics, connector_pb2.GetTaskMetricsResponse),
+                    server_stream(a.GetTaskLogs, connector_pb2.GetTaskLogsResponse),
+                ],
+                METADATA_SERVICE: [
+                    unary(m.GetConnector, connector_pb2.GetConnectorResponse),
+                    unary(m.ListConnectors, connector_pb2.ListConnectorsResponse),
+                ],
             },
-            METADATA_SERVICE: _handlers(
-                grpc.unary_unary_rpc_method_handler,
-                m,
-                {
-                    "GetConnector": connector_pb2.GetConnectorResponse,
-                    "ListConnectors": connector_pb2.ListConnectorsResponse,
-                },
-            ),
-        }
-        for service, handlers in services.items():
-            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
-            if hasattr(server, "add_registered_method_handlers"):
-                server.add_registered_method_handlers(service, handlers)
+        )
 
 
 ADAPTER = FlyteIdlV2()

@@ -1,0 +1,72 @@
+"""What both wire adapters share: raw-bytes request parsing, aborting with a ``CallFailed``, and registering a
+servicer's methods as generic handlers.
+
+Requests arrive as raw bytes (handlers are registered without a deserializer) so that a malformed message is an
+INVALID_ARGUMENT naming the message, not grpc's INTERNAL "Exception deserializing request!". ``parse`` also passes a
+parsed request proto through, so servicer methods can be called directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from flyteconnect.server.errors import CallFailed
+
+__all__ = ["Handler", "abort", "add_services", "bidi_stream", "parse", "server_stream", "unary"]
+
+M = TypeVar("M", bound=Message)
+
+Handler = tuple[str, grpc.RpcMethodHandler]
+"""A method name and its handler, as ``add_services`` takes them."""
+
+
+def parse(cls: type[M], raw: Any) -> M:
+    """Parse raw request bytes (or pass a parsed message through); CallFailed(INVALID_ARGUMENT) on garbage."""
+    if type(raw) is not bytes:
+        return raw  # type: ignore[no-any-return]
+    try:
+        parsed: M = cls.FromString(raw)
+        return parsed
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {cls.DESCRIPTOR.name}: {e}") from None
+
+
+async def abort(context: grpc.aio.ServicerContext, e: CallFailed) -> Any:
+    """End the call with the failure's status and details (raises, as ``context.abort`` does)."""
+    await context.abort(e.code, e.details)
+
+
+def _handler(
+    kind: Callable[..., grpc.RpcMethodHandler], method: Callable[..., Any], response: type[Message]
+) -> Handler:
+    # The method's own name is its gRPC name: the servicers name their methods after the RPCs.
+    return method.__name__, kind(method, request_deserializer=None, response_serializer=response.SerializeToString)
+
+
+def unary(method: Callable[..., Any], response: type[Message]) -> Handler:
+    """A unary-unary RPC served by the bound servicer ``method`` (raw request bytes in)."""
+    return _handler(grpc.unary_unary_rpc_method_handler, method, response)
+
+
+def server_stream(method: Callable[..., Any], response: type[Message]) -> Handler:
+    """A unary-stream RPC served by the async generator ``method``."""
+    return _handler(grpc.unary_stream_rpc_method_handler, method, response)
+
+
+def bidi_stream(method: Callable[..., Any], response: type[Message]) -> Handler:
+    """A stream-stream RPC served by the async generator ``method``."""
+    return _handler(grpc.stream_stream_rpc_method_handler, method, response)
+
+
+def add_services(server: grpc.aio.Server, services: Mapping[str, Iterable[Handler]]) -> None:
+    """Register each service's handlers on ``server`` as generic handlers.
+
+    Generic handlers only: grpc.aio's registered-method path (``add_registered_method_handlers``) measured ~15% more
+    CPU per GetTask (grpcio 1.85, h2load, 3 rounds: 510-540 vs 445-470 µs per call).
+    """
+    for service, handlers in services.items():
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, dict(handlers)),))
