@@ -78,7 +78,7 @@ def test_list_agents_reports_the_builtins(connector_server: ConnectorServer) -> 
     assert routes["webhook"] == {0: Route("Webhook Connector", is_sync=True)}
     assert routes["sensor"] == {0: Route("Sensor", is_sync=False)}
     assert routes["postgres_query"] == {0: Route("PostgreSQL Connector", is_sync=True)}
-    listed = fp.calls[0].response[0]  # the kit records ListAgents as (response, what it read from it)
+    listed = fp.calls[0].response
     assert isinstance(listed, agent_pb2.ListAgentsResponse)
     by_name = {a.name: a for a in listed.agents}
     assert list(by_name["Webhook Connector"].supported_task_types) == ["webhook"]

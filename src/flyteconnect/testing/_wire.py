@@ -67,9 +67,13 @@ class V1Wire:
 
         return agent_pb2.ListAgentsRequest()
 
-    async def list_connectors(self, request: Any, timeout: float | None) -> tuple[Any, list[Advertised]]:
-        response = await self.metadata.ListAgents(request, timeout=timeout)
-        return response, [
+    async def list_connectors(self, request: Any, timeout: float | None) -> Any:
+        return await self.metadata.ListAgents(request, timeout=timeout)
+
+    @staticmethod
+    def advertised(response: Any) -> list[Advertised]:
+        """What a ListAgents response advertises."""
+        return [
             Advertised(
                 a.name,
                 list(a.supported_task_types),
@@ -151,9 +155,13 @@ class V2Wire:
 
         return connector_pb2.ListConnectorsRequest()
 
-    async def list_connectors(self, request: Any, timeout: float | None) -> tuple[Any, list[Advertised]]:
-        response = await self.metadata.ListConnectors(request, timeout=timeout)
-        return response, [
+    async def list_connectors(self, request: Any, timeout: float | None) -> Any:
+        return await self.metadata.ListConnectors(request, timeout=timeout)
+
+    @staticmethod
+    def advertised(response: Any) -> list[Advertised]:
+        """What a ListConnectors response advertises (Flyte 2 has no is_sync: everything is async)."""
+        return [
             Advertised(c.name, [], [TaskCategory.from_flyte_idl(x) for x in c.supported_task_categories], False)
             for c in response.connectors
         ]

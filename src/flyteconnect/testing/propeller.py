@@ -152,7 +152,7 @@ class FakePropeller:
             # UNIMPLEMENTED is logged as a warning by Propeller, anything else as an error: either way, skipped.
             self.routes = routes
             return routes
-        agents: list[Advertised] = response[1]
+        agents: list[Advertised] = wire.advertised(response)
         for agent in agents:
             route = Route(agent.name, agent.is_sync)
             for name in agent.task_types:
