@@ -431,32 +431,16 @@ class Dispatcher:
     ) -> bytes:
         """Call ``create`` and return the encoded resource_meta."""
         entry = self.lookup(key, "create")
-        op = entry.ops["create"]
         self._observe_inputs(entry, inputs, input_bytes)
-        start = time.perf_counter()
-        op.in_flight.inc()
-        try:
-            method = entry.method("create")
-            kwargs = method.keywords(
-                {
-                    "task_template": task_template,
-                    "output_prefix": output_prefix,
-                    "inputs": inputs,
-                    "task_execution_metadata": task_execution_metadata,
-                    **extra,
-                }
-            )
-            post = functools.partial(_encode_meta, entry)
-            result: bytes = await self._invoke(entry, method, kwargs, self._bound(entry, timeout), post)
-        except asyncio.CancelledError:
-            op.failed("CANCELLED")
-            raise
-        except BaseException as e:
-            raise self._fail(e, entry, None, "create", op) from e
-        finally:
-            op.in_flight.dec()
-            op.latency.observe(time.perf_counter() - start)
-        op.success.inc()
+        fields = {
+            "task_template": task_template,
+            "output_prefix": output_prefix,
+            "inputs": inputs,
+            "task_execution_metadata": task_execution_metadata,
+            **extra,
+        }
+        post = functools.partial(_encode_meta, entry)
+        result: bytes = await self._run(entry, "create", lambda method: method.keywords(fields), post, timeout)
         return result
 
     async def get(
@@ -567,24 +551,12 @@ class Dispatcher:
     ) -> None:
         """Call ``delete``."""
         entry = self.lookup(key, "delete")
-        op = entry.ops["delete"]
-        start = time.perf_counter()
-        op.in_flight.inc()
-        try:
-            method = entry.method("delete")
+
+        def build(method: ConnectorMethod) -> dict[str, Any]:
             kwargs = {"resource_meta": entry.decode(resource_meta)}
-            if extra:
-                kwargs = method.keywords({**kwargs, **extra})
-            await self._invoke(entry, method, kwargs, self._bound(entry, timeout), None)
-        except asyncio.CancelledError:
-            op.failed("CANCELLED")
-            raise
-        except BaseException as e:
-            raise self._fail(e, entry, None, "delete", op) from e
-        finally:
-            op.in_flight.dec()
-            op.latency.observe(time.perf_counter() - start)
-        op.success.inc()
+            return method.keywords({**kwargs, **extra}) if extra else kwargs
+
+        await self._run(entry, "delete", build, None, timeout)
 
     async def do(
         self,
@@ -600,27 +572,10 @@ class Dispatcher:
     ) -> T:
         """Call a sync connector's ``do`` and return ``convert(resource)``; the phase must be terminal."""
         entry = self.lookup(key, "do")
-        op = entry.ops["do"]
         self._observe_inputs(entry, inputs, input_bytes)
-        start = time.perf_counter()
-        op.in_flight.inc()
-        try:
-            method = entry.method("do")
-            kwargs = method.keywords(
-                {"task_template": task_template, "output_prefix": output_prefix, "inputs": inputs, **extra}
-            )
-            post = functools.partial(_checked_resource, entry, "do", convert)
-            result = await self._invoke(entry, method, kwargs, self._bound(entry, timeout), post)
-        except asyncio.CancelledError:
-            op.failed("CANCELLED")
-            raise
-        except BaseException as e:
-            raise self._fail(e, entry, None, "do", op) from e
-        finally:
-            op.in_flight.dec()
-            op.latency.observe(time.perf_counter() - start)
-        op.success.inc()
-        return result  # type: ignore[no-any-return]
+        fields = {"task_template": task_template, "output_prefix": output_prefix, "inputs": inputs, **extra}
+        post = functools.partial(_checked_resource, entry, "do", convert)
+        return await self._run(entry, "do", lambda method: method.keywords(fields), post, timeout)  # type: ignore[no-any-return]
 
     async def get_metrics(
         self,
@@ -633,24 +588,12 @@ class Dispatcher:
     ) -> T:
         """Call the optional ``get_metrics`` (UNIMPLEMENTED when absent); ``extra`` carries queries, times, step."""
         entry = self.lookup(key, "get_metrics")
-        op = entry.ops["get_metrics"]
-        start = time.perf_counter()
-        op.in_flight.inc()
-        try:
-            method = entry.method("get_metrics")
-            kwargs = method.keywords({"resource_meta": entry.decode(resource_meta), **extra})
-            post = functools.partial(_checked, entry, "get_metrics", convert)
-            result = await self._invoke(entry, method, kwargs, self._bound(entry, timeout), post)
-        except asyncio.CancelledError:
-            op.failed("CANCELLED")
-            raise
-        except BaseException as e:
-            raise self._fail(e, entry, None, "get_metrics", op) from e
-        finally:
-            op.in_flight.dec()
-            op.latency.observe(time.perf_counter() - start)
-        op.success.inc()
-        return result  # type: ignore[no-any-return]
+
+        def build(method: ConnectorMethod) -> dict[str, Any]:
+            return method.keywords({"resource_meta": entry.decode(resource_meta), **extra})
+
+        post = functools.partial(_checked, entry, "get_metrics", convert)
+        return await self._run(entry, "get_metrics", build, post, timeout)  # type: ignore[no-any-return]
 
     async def get_logs(
         self,
@@ -715,6 +658,35 @@ class Dispatcher:
         op.success.inc()
 
     # -- machinery ----------------------------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        entry: Entry,
+        operation: str,
+        build: Callable[[ConnectorMethod], dict[str, Any]],
+        post: Callable[[Any], Any] | None,
+        timeout: float | None,
+    ) -> Any:
+        """Call ``operation`` with ``build(method)`` as keywords, counted and timed; failures become CallFailed.
+
+        ``get`` has the same shape inlined (the hot path, plus the transient policy) and ``get_logs`` is a stream.
+        """
+        op = entry.ops[operation]
+        start = time.perf_counter()
+        op.in_flight.inc()
+        try:
+            method = entry.method(operation)
+            result = await self._invoke(entry, method, build(method), self._bound(entry, timeout), post)
+        except asyncio.CancelledError:
+            op.failed("CANCELLED")
+            raise
+        except BaseException as e:
+            raise self._fail(e, entry, None, operation, op) from e
+        finally:
+            op.in_flight.dec()
+            op.latency.observe(time.perf_counter() - start)
+        op.success.inc()
+        return result
 
     def _bound(self, entry: Entry, remaining: float | None) -> float | None:
         """min(caller's remaining deadline minus a margin, the connector's timeout)."""
