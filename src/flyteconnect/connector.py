@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import importlib
 import inspect
 import json
+import sys
 import types
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -337,6 +339,11 @@ def _exact_decoder(tp: type) -> Decoder:
 # ------------------------------------------------------------------------------------------------------------ Resource
 
 
+def _literals() -> Any:
+    """The literal engine, imported on first use (it is heavy; ``import flyteconnect`` stays light)."""
+    return sys.modules.get("flyteconnect.literals") or importlib.import_module("flyteconnect.literals")
+
+
 _PHASE_TO_STATE = {
     Phase.QUEUED: agent_pb2.PENDING,
     Phase.INITIALIZING: agent_pb2.PENDING,
@@ -394,19 +401,26 @@ class Resource:
 
     def to_flyte_idl(self) -> agent_pb2.Resource:
         """The Flyte 1 ``flyteidl.admin.Resource``, with the deprecated ``state`` filled consistently with phase."""
+        return self.fill_flyte_idl(agent_pb2.Resource())
+
+    def fill_flyte_idl(self, pb: agent_pb2.Resource) -> agent_pb2.Resource:
+        """Write ``to_flyte_idl``'s fields into the empty ``pb`` (a reply's ``resource``: no copy); returns it."""
+        # The server's hot path: fields are set in place and empty parts cost no call.
         phase = int(self.phase) if self.phase is not None else 0
-        pb = agent_pb2.Resource(
-            phase=phase,  # type: ignore[arg-type]
-            message=self.message or "",
-            log_links=self.log_links_to_flyte_idl(),
-            state=_PHASE_TO_STATE.get(phase, agent_pb2.RETRYABLE_FAILURE),  # type: ignore[call-overload]
-        )
-        outputs = self.outputs_to_flyte_idl()
-        if outputs is not None:
-            pb.outputs.CopyFrom(outputs)
-        custom_info = self.custom_info_to_flyte_idl()
-        if custom_info is not None:
-            pb.custom_info.CopyFrom(custom_info)
+        pb.phase = phase  # type: ignore[assignment]
+        pb.state = _PHASE_TO_STATE.get(phase, agent_pb2.RETRYABLE_FAILURE)  # type: ignore[call-overload]
+        if self.message:
+            pb.message = self.message
+        if self.log_links:
+            pb.log_links.extend(self.log_links_to_flyte_idl())
+        if self.outputs is not None:
+            to_literal_map_proto = _literals().to_literal_map_proto
+            pb.outputs.SetInParent()  # empty outputs are still present, as with CopyFrom
+            to_literal_map_proto(self.outputs, into=pb.outputs)
+        if self.custom_info:
+            custom_info = self.custom_info_to_flyte_idl()
+            if custom_info is not None:
+                pb.custom_info.CopyFrom(custom_info)
         return pb
 
     @classmethod

@@ -43,6 +43,10 @@ __all__ = [
 
 # The server's hot path (untyped connector outputs): primitives dispatch on the exact runtime type.
 _FAST_ENCODERS: dict[type, Any] = {int: encode_int, float: encode_float, str: encode_str, bool: encode_bool}
+# ... and in a LiteralMap they are written in place (``Primitive`` field per exact type): no Literal, no copy.
+# Same bytes as the encoders above; ints outside int64 go through encode_int for its error.
+_PRIMITIVE_FIELDS: dict[type, str] = {float: "float_value", str: "string_value", bool: "boolean"}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UNTYPED = UntypedCodec()
 
 
@@ -113,18 +117,32 @@ def to_python_type(literal_type: types_pb2.LiteralType) -> Any:
 
 
 def to_literal_map(
-    values: Mapping[str, Any], type_hints: Mapping[str, Any] | None = None, *, what: str = "input"
+    values: Mapping[str, Any],
+    type_hints: Mapping[str, Any] | None = None,
+    *,
+    what: str = "input",
+    into: literals_pb2.LiteralMap | None = None,
 ) -> literals_pb2.LiteralMap:
     """Convert a dict of Python values to a ``flyteidl.core.LiteralMap``; names without a hint use runtime types.
 
-    ``what`` names the fields in error messages ("input 'x': ...").
+    ``what`` names the fields in error messages ("input 'x': ..."). ``into`` fills that (empty) map in place, e.g. a
+    reply's ``outputs`` field, instead of a new one that would then be copied.
     """
-    hints = type_hints or {}
-    out = literals_pb2.LiteralMap()
+    out = literals_pb2.LiteralMap() if into is None else into
     literals = out.literals
     for name, value in values.items():
+        hint = type_hints.get(name) if type_hints else None
+        if hint is None:
+            kind = type(value)
+            if kind is int and _INT64_MIN <= value <= _INT64_MAX:
+                literals[name].scalar.primitive.integer = value
+                continue
+            field = _PRIMITIVE_FIELDS.get(kind)
+            if field is not None:
+                setattr(literals[name].scalar.primitive, field, value)
+                continue
         try:
-            lit = _encode(value, hints.get(name))
+            lit = _encode(value, hint)
         except ConversionFailed as e:
             raise _error(e, name, what) from None
         literals[name].CopyFrom(lit)
@@ -151,12 +169,24 @@ def literal_map_to_python(
     return out
 
 
-def to_literal_map_proto(outputs: Any, type_hints: Mapping[str, Any] | None = None) -> literals_pb2.LiteralMap:
-    """Resource outputs (a dict, a ``flyteconnect.models.LiteralMap`` view or a LiteralMap proto) as a proto."""
+def to_literal_map_proto(
+    outputs: Any, type_hints: Mapping[str, Any] | None = None, *, into: literals_pb2.LiteralMap | None = None
+) -> literals_pb2.LiteralMap:
+    """Resource outputs (a dict, a ``flyteconnect.models.LiteralMap`` view or a LiteralMap proto) as a proto.
+
+    With ``into`` (an empty map, e.g. a reply's ``outputs`` field) the result is written there and returned.
+    """
+    if type(outputs) is dict:  # the common case first
+        return to_literal_map(outputs, type_hints, what="output", into=into)
     if isinstance(outputs, literals_pb2.LiteralMap):
-        return outputs
-    if hasattr(outputs, "to_flyte_idl"):
-        return outputs.to_flyte_idl()  # type: ignore[no-any-return]
-    if not isinstance(outputs, Mapping):
+        pb = outputs
+    elif hasattr(outputs, "to_flyte_idl"):
+        pb = outputs.to_flyte_idl()
+    elif isinstance(outputs, Mapping):
+        return to_literal_map(outputs, type_hints, what="output", into=into)
+    else:
         raise LiteralError(f"outputs must be a dict or a LiteralMap, got {type(outputs).__name__}")
-    return to_literal_map(outputs, type_hints, what="output")
+    if into is None:
+        return pb
+    into.CopyFrom(pb)
+    return into

@@ -52,6 +52,12 @@ def _resource_pb(resource: Resource) -> agent_pb2.Resource:
     return resource.to_flyte_idl()
 
 
+def _get_response(resource: Resource) -> agent_pb2.GetTaskResponse:
+    reply = agent_pb2.GetTaskResponse()
+    resource.fill_flyte_idl(reply.resource)  # in place: no copy of the outputs into the reply
+    return reply
+
+
 def _metrics_pb(value: Any) -> agent_pb2.GetTaskMetricsResponse:
     if isinstance(value, agent_pb2.GetTaskMetricsResponse):
         return value
@@ -95,12 +101,12 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
         """Poll a job (the hot path)."""
         try:
             req = parse(agent_pb2.GetTaskRequest, request)
-            resource = await self._d.get(
-                _key(req), req.resource_meta, convert=_resource_pb, timeout=context.time_remaining()
+            reply: agent_pb2.GetTaskResponse = await self._d.get(
+                _key(req), req.resource_meta, convert=_get_response, timeout=context.time_remaining()
             )
         except CallFailed as e:
             return await abort(context, e)
-        return agent_pb2.GetTaskResponse(resource=resource)
+        return reply
 
     async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.DeleteTaskResponse:
         """Cancel a job."""

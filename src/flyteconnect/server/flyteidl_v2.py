@@ -44,7 +44,9 @@ METADATA_SERVICE = "flyteidl2.connector.ConnectorMetadataService"
 
 
 def _get_response(resource: Resource) -> connector_pb2.GetTaskResponse:
-    return connector_pb2.GetTaskResponse(resource=cv.resource_to_v2(resource))
+    reply = connector_pb2.GetTaskResponse()
+    cv.resource_to_v2(resource, into=reply.resource)  # in place: no copy of the outputs into the reply
+    return reply
 
 
 def _reparse(value: Any, cls: type[Message], accepted: tuple[str, ...]) -> Any:

@@ -183,18 +183,31 @@ def outputs_to_v2(outputs: Any) -> common_pb2.Outputs:
     return common_pb2.Outputs.FromString(lm.SerializeToString())
 
 
-def resource_to_v2(resource: Resource) -> connector_pb2.Resource:
-    """Our ``Resource`` as a ``flyteidl2.connector.Resource`` (no ``state``/``agent_error``: Flyte 2 dropped them)."""
-    pb = connector_pb2.Resource(
-        phase=int(resource.phase) if resource.phase is not None else 0,  # type: ignore[arg-type]
-        message=resource.message or "",
-        log_links=log_links_to_v2(resource.log_links),
-    )
-    if resource.outputs is not None:
-        pb.outputs.CopyFrom(outputs_to_v2(resource.outputs))
-    custom_info = resource.custom_info_to_flyte_idl()
-    if custom_info is not None:
-        pb.custom_info.CopyFrom(custom_info)
+def resource_to_v2(resource: Resource, into: connector_pb2.Resource | None = None) -> connector_pb2.Resource:
+    """Our ``Resource`` as a ``flyteidl2.connector.Resource`` (no ``state``/``agent_error``: Flyte 2 dropped them).
+
+    ``into`` (an empty Resource, e.g. a reply's field) is filled in place instead of a new message.
+    """
+    pb = connector_pb2.Resource() if into is None else into
+    pb.phase = int(resource.phase) if resource.phase is not None else 0  # type: ignore[assignment]
+    if resource.message:
+        pb.message = resource.message
+    if resource.log_links:
+        pb.log_links.extend(log_links_to_v2(resource.log_links))
+    outputs = resource.outputs
+    if outputs is not None:
+        pb.outputs.SetInParent()  # empty outputs are still present
+        if isinstance(outputs, common_pb2.Outputs):
+            pb.outputs.CopyFrom(outputs)
+        else:
+            from flyteconnect.literals import to_literal_map_proto
+
+            # A LiteralMap's map entries are wire-compatible with Outputs' named literals.
+            pb.outputs.MergeFromString(to_literal_map_proto(outputs).SerializeToString())
+    if resource.custom_info:
+        custom_info = resource.custom_info_to_flyte_idl()
+        if custom_info is not None:
+            pb.custom_info.CopyFrom(custom_info)
     return pb
 
 
