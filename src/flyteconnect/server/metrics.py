@@ -19,25 +19,19 @@ Operations are the connector method names (create, get, delete, do, get_metrics,
 The per-call metrics (success, latency, in-flight, input bytes) are plain Python numbers updated on the event loop
 and turned into Prometheus families when scraped (a custom collector): recording a call costs well under a
 microsecond, where prometheus-client's locked children cost several. Failures, retries and stalls are rare and use
-ordinary prometheus-client counters.
+plain labelled counters. prometheus-client itself is imported only when the metrics are first scraped or read
+(``ServerMetrics.registry``), so a server started with metrics off never loads it.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-    SummaryMetricFamily,
-)
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
 __all__ = ["LATENCY_BUCKETS", "OpMetrics", "ServerMetrics"]
 
@@ -91,6 +85,23 @@ class Summary:
         self.sum += value
 
 
+class LabeledCounter:
+    """A counter family: one ``Count`` per label values, exported as ``<name>_total`` at scrape time."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.children: dict[tuple[str, ...], Count] = {}
+
+    def labels(self, *values: str) -> Count:
+        """The child counter of these label values, created on first use."""
+        found = self.children.get(values)
+        if found is None:
+            found = self.children[values] = Count()
+        return found
+
+
 class OpMetrics:
     """The metrics of one (task type, operation): what the hot path touches."""
 
@@ -121,13 +132,26 @@ class _InputBytes:
         return found
 
 
-class _CallCollector(Collector):
+class _CallCollector:
     """Turns the plain per-call numbers into Prometheus families at scrape time."""
 
     def __init__(self, metrics: ServerMetrics) -> None:
         self._m = metrics
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+            SummaryMetricFamily,
+        )
+        from prometheus_client.utils import floatToGoString
+
+        for counter in self._m.counters:
+            family = CounterMetricFamily(counter.name, counter.documentation, labels=list(counter.labelnames))
+            for values, count in list(counter.children.items()):
+                family.add_metric(list(values), count.value)
+            yield family
         labels = ["task_type", "operation"]
         success = CounterMetricFamily("flyte_connector_requests_success", "Successful connector calls", labels=labels)
         latency = HistogramMetricFamily(
@@ -165,36 +189,46 @@ class ServerMetrics:
     """Every metric of one server, registered in ``registry`` (a fresh one unless given)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
+        self._registry = registry
+        self._collector_registered = False
         self.ops: dict[tuple[str, str], OpMetrics] = {}
         self.in_flight: dict[str, Count] = {}
         self.input_bytes = _InputBytes()
-        self.failure = Counter(
-            "flyte_connector_requests_failure_total",
+        self.failure = LabeledCounter(
+            "flyte_connector_requests_failure",
             "Failed connector calls, by gRPC status code name",
-            ["task_type", "operation", "error_code"],
-            registry=r,
+            ("task_type", "operation", "error_code"),
         )
-        self.transient_retries = Counter(
-            "flyte_connector_transient_retries_total",
+        self.transient_retries = LabeledCounter(
+            "flyte_connector_transient_retries",
             "Connector calls retried after a TransientError or a timeout",
-            ["task_type", "operation"],
-            registry=r,
+            ("task_type", "operation"),
         )
-        self.transient_fallbacks = Counter(
-            "flyte_connector_transient_fallbacks_total",
+        self.transient_fallbacks = LabeledCounter(
+            "flyte_connector_transient_fallbacks",
             "GetTask answers made from the last seen phase because the connector was transiently unavailable",
-            ["task_type"],
-            registry=r,
+            ("task_type",),
         )
-        self.loop_stalls = Counter(
-            "flyte_connector_loop_stalls_total",
+        self.loop_stalls = LabeledCounter(
+            "flyte_connector_loop_stalls",
             "Times an async connector method blocked the event loop beyond the watchdog threshold",
-            ["task_type", "operation"],
-            registry=r,
+            ("task_type", "operation"),
         )
-        r.register(_CallCollector(self))
+        self.counters = (self.failure, self.transient_retries, self.transient_fallbacks, self.loop_stalls)
+        if registry is not None:
+            self.registry  # noqa: B018 - register in the caller's registry now
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The Prometheus registry holding these metrics (prometheus-client is imported on first access)."""
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry
+
+            self._registry = CollectorRegistry()
+        if not self._collector_registered:
+            self._registry.register(_CallCollector(self))  # type: ignore[arg-type]
+            self._collector_registered = True
+        return self._registry
 
     def in_flight_for(self, task_type: str) -> Count:
         """The in-flight gauge of ``task_type``."""
