@@ -89,42 +89,42 @@ _ORIGINAL = "_flyteidl2_original"
 """Attribute under which a view built from a Flyte 2 proto keeps that proto (so converting back is free)."""
 
 
-def template_view(pb: tasks_v2.TaskTemplate) -> TaskTemplate:
-    """The flytekit-style template view of a Flyte 2 template (re-parsed: the shared fields are wire-compatible)."""
-    view = TaskTemplate.from_flyte_idl(pb)
+def _keep_original(view: Any, pb: Any) -> Any:
     view.__dict__[_ORIGINAL] = pb
     return view
+
+
+def _to_v2(value: Any, view_type: type, v2_type: Any) -> Any:
+    """``value`` (a view, a Flyte 1 proto or a Flyte 2 proto) as the Flyte 2 message ``v2_type``: a view built from
+    a Flyte 2 proto gives that proto back; anything else is re-parsed (the shared fields are wire-compatible)."""
+    if isinstance(value, v2_type):
+        return value
+    if isinstance(value, view_type):
+        original = value.__dict__.get(_ORIGINAL)
+        if original is not None:
+            return original
+        value = value.to_flyte_idl()  # type: ignore[attr-defined]
+    return v2_type.FromString(value.SerializeToString())
+
+
+def template_view(pb: tasks_v2.TaskTemplate) -> TaskTemplate:
+    """The flytekit-style template view of a Flyte 2 template (re-parsed: the shared fields are wire-compatible)."""
+    return _keep_original(TaskTemplate.from_flyte_idl(pb), pb)  # type: ignore[no-any-return]
 
 
 def template_to_v2(template: Any) -> tasks_v2.TaskTemplate:
     """A ``flyteidl2.core.TaskTemplate`` from a view, a Flyte 1 proto or a Flyte 2 proto (returned as is)."""
-    if isinstance(template, tasks_v2.TaskTemplate):
-        return template
-    if isinstance(template, TaskTemplate):
-        original = template.__dict__.get(_ORIGINAL)
-        if original is not None:
-            return original  # type: ignore[no-any-return]
-        template = template.to_flyte_idl()
-    return tasks_v2.TaskTemplate.FromString(template.SerializeToString())
+    return _to_v2(template, TaskTemplate, tasks_v2.TaskTemplate)  # type: ignore[no-any-return]
 
 
 def metadata_view(pb: connector_pb2.TaskExecutionMetadata) -> TaskExecutionMetadata:
     """The flytekit-style view of a Flyte 2 ``TaskExecutionMetadata``."""
-    view = TaskExecutionMetadata.from_flyte_idl(pb)
-    view.__dict__[_ORIGINAL] = pb
-    return view
+    return _keep_original(TaskExecutionMetadata.from_flyte_idl(pb), pb)  # type: ignore[no-any-return]
 
 
 def metadata_to_v2(metadata: Any) -> connector_pb2.TaskExecutionMetadata:
     """A ``flyteidl2.connector.TaskExecutionMetadata`` from a view or a Flyte 1/Flyte 2 proto."""
-    if isinstance(metadata, connector_pb2.TaskExecutionMetadata):
-        return metadata
-    if isinstance(metadata, TaskExecutionMetadata):
-        original = metadata.__dict__.get(_ORIGINAL)
-        if original is not None:
-            return original  # type: ignore[no-any-return]
-        metadata = metadata.to_flyte_idl()
-    return connector_pb2.TaskExecutionMetadata.FromString(metadata.SerializeToString())
+    return _to_v2(metadata, TaskExecutionMetadata, connector_pb2.TaskExecutionMetadata)  # type: ignore[no-any-return]
 
 
 def inputs_view(pb: common_pb2.Inputs) -> LiteralMap:
