@@ -36,6 +36,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from flyteconnect.loops import close_loop_resources
 from flyteconnect.registry import ConnectorRegistry
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
+from flyteconnect.server.grpc_util import GenericOnly
 from flyteconnect.server.metrics import ServerMetrics
 
 __all__ = [
@@ -188,13 +189,15 @@ class ConnectorServer:
         for adapter in self.adapters:
             adapter.add_to_server(server, self.dispatcher)
         self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        generic = GenericOnly(server)  # registered methods would tax every call (see GenericOnly)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, generic)
         names = [*self.service_names, health.SERVICE_NAME]
         if config.reflection:
-            from grpc_reflection.v1alpha import reflection
+            from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
             names.append(reflection.SERVICE_NAME)
-            reflection.enable_server_reflection(names, server)
+            servicer = reflection.aio.ReflectionServicer(names)
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, generic)
         address = f"{config.host}:{config.port}"
         credentials = _credentials(config)
         try:
