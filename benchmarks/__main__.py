@@ -8,6 +8,7 @@ with h2load (installed from Debian's nghttp2-client when missing), and writes ``
     python -m benchmarks --against-flytekit  # also flytekit's `pyflyte serve connector` (scratch venv)
     python -m benchmarks --soak              # 10^6 GetTask calls, RSS every 10^5 (run by hand)
     python -m benchmarks --subject bare      # bare vs bare: validates the method (ratios ~1)
+    python -m benchmarks --instructions      # instructions per call under callgrind, bare vs flyteconnect (~10 min)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import report, runner, scenarios, servers
+from benchmarks import instructions, report, runner, scenarios, servers
 from benchmarks.h2load import H2LoadError
 from benchmarks.verify import CallFailed
 
@@ -57,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         default="flyteconnect",
         help="server under test ('bare': bare vs bare)",
     )
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="only instructions per call under callgrind (results/instructions.{json,md}); needs valgrind",
+    )
+    p.add_argument("--calls", type=int, help="calls counted per scenario with --instructions (default 1000, smoke 20)")
     p.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--seconds", type=float, help="length of one measured run (default 1.2, smoke 0.3)")
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     settings.seconds = args.seconds or settings.seconds
     settings.rounds = args.rounds or settings.rounds
 
+    if args.instructions:
+        return _instructions(args, selected, {"bare": specs["bare"], "flyteconnect": subject}, work, out)
+
     try:
         if args.soak:
             calls, every = args.soak_calls, args.soak_every
@@ -114,6 +124,35 @@ def main(argv: list[str] | None = None) -> int:
     except (H2LoadError, servers.ServerStartError, CallFailed) as e:
         print(f"benchmark failed: {e}", file=sys.stderr)
         return 2
+    print()
+    print(paths[1].read_text())
+    print(f"written: {paths[0]} and {paths[1]}")
+    return 0
+
+
+def _instructions(
+    args: argparse.Namespace,
+    selected: list[scenarios.Scenario],
+    specs: dict[str, servers.ServerSpec],
+    work: Path,
+    out: Path,
+) -> int:
+    """The --instructions mode; a smoke run counts a few calls of one scenario (GetTask running) unless named."""
+    if instructions.valgrind_version() is None:
+        print("--instructions needs valgrind and callgrind_control: apt-get install -y valgrind", file=sys.stderr)
+        return 2
+    calls, warm_up, cap, mode = args.calls or 1000, instructions.WARM_UP_CALLS, None, "full"
+    if args.smoke:
+        calls, warm_up, cap, mode = args.calls or 20, 10, 8, "smoke"
+        selected = selected if args.scenario else [scenarios.by_name("get_running")]
+    try:
+        result = instructions.run_instructions(
+            selected, specs, calls, warm_up, cap, work, log=lambda m: print(m, flush=True), mode=mode
+        )
+    except (H2LoadError, servers.ServerStartError, CallFailed, instructions.InstructionsError) as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 2
+    paths = instructions.write_report(result, out)
     print()
     print(paths[1].read_text())
     print(f"written: {paths[0]} and {paths[1]}")
