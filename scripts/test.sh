@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind)  # benchmark smoke test, --instructions
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
