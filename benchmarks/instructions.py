@@ -2,7 +2,7 @@
 
 Each server runs under ``valgrind --tool=callgrind --instr-atstart=no`` (nothing is counted while it starts). For each
 scenario: a warm-up with h2load, ``callgrind_control -i on PID``, N calls with h2load, ``callgrind_control --dump``,
-``-i off``. The dump's ``summary:`` line is every instruction the process executed in that window, on all its threads
+``-i off``. The dump's ``totals:`` line is every instruction the process executed in that window, on all its threads
 (the event loop, grpc's C-core threads, the thread pool), divided by N. On a shared machine req/s ratios move by
 +-0.15 between runs; instruction counts repeat to about a percent, so per-call framework cost can be compared.
 """
@@ -68,23 +68,27 @@ class Dump:
 
 
 def parse_dump(text: str) -> Dump:
-    """Read ``part``, the trigger and the ``summary:`` instruction count of callgrind output (raises ValueError)."""
+    """Read ``part``, the trigger and the instructions counted in callgrind output (raises ValueError).
+
+    The count is the ``totals:`` line (the sum of the file's cost lines), not the ``summary:`` header: after the
+    first dump of a run that switches instrumentation off and on, callgrind 3.19 writes as summary the difference to
+    the previous dump's total, negative (wrapped around 2^64) when this window cost less. A file without totals
+    falls back to its summary.
+    """
     fields: dict[str, str] = {}
-    for line in text.splitlines():  # the header ends at summary:, before the (long) cost lines
+    for line in text.splitlines():
         key, sep, value = line.partition(":")
         if key == "desc" and value.strip().startswith("Trigger:"):
             key, value = "trigger", value.strip().removeprefix("Trigger:")
-        if sep and key in ("part", "trigger", "events", "summary"):
+        if sep and key in ("part", "trigger", "events", "summary", "totals"):
             fields.setdefault(key, value.strip())
-        if key == "summary":
-            break
     if fields.get("events", "").split()[:1] != ["Ir"]:
         raise ValueError(f"not callgrind output counting instructions (events: {fields.get('events')!r})")
-    if "summary" not in fields:
-        raise ValueError("callgrind output without a summary: line")
-    count = int(fields["summary"].split()[0])
-    # The file written at exit can hold a wrapped-around negative count (2^64 - x) when it follows a dump.
-    if count >= 2**63:
+    count_field = fields.get("totals") or fields.get("summary")
+    if not count_field:
+        raise ValueError("callgrind output without a totals: or summary: line")
+    count = int(count_field.split()[0])
+    if count >= 2**63:  # a wrapped-around negative summary
         count -= 2**64
     return Dump(part=int(fields.get("part", "1")), trigger=fields.get("trigger", "").strip(), instructions=count)
 
@@ -193,10 +197,13 @@ class CallgrindServer:
         dumps = self._new_dumps(wait=30.0)  # --dump returns once written; the wait is for a slow filesystem
         if not dumps:
             raise InstructionsError(f"{self.spec.label} {sc.name}: no callgrind dump appeared in {self.dump_dir}")
+        counted = sum(d.instructions for d in dumps)
+        if counted <= 0:
+            raise InstructionsError(f"{self.spec.label} {sc.name}: callgrind counted {counted} instructions")
         grpc_ok = min(result.succeeded, result.body_bytes // frame_bytes if frame_bytes else result.succeeded)
         if grpc_ok != calls:
             raise InstructionsError(f"{self.spec.label} {sc.name}: {grpc_ok} of {calls} calls answered gRPC OK")
-        return Window(calls, clients * streams, sum(d.instructions for d in dumps), grpc_ok)
+        return Window(calls, clients * streams, counted, grpc_ok)
 
 
 def measure(spec: ServerSpec, scenario: Scenario, calls: int, work_dir: Path | None = None) -> float:
