@@ -129,27 +129,56 @@ class ResourceMeta:
 
     def encode(self) -> bytes:
         """Serialize to the bytes Propeller stores and echoes back."""
-        if not dataclasses.is_dataclass(self):
+        names = _field_names(type(self))  # type: ignore[arg-type]
+        if names is None:
             raise TypeError(f"{type(self).__name__} must be a @dataclass or override encode()")
-        return json.dumps(dataclasses.asdict(self)).encode("utf-8")
+        # dataclasses.asdict deep-copies every value; for the usual flat handle of plain values the dict of the
+        # attributes is the same thing, and json.dumps then gives the same bytes.
+        values = {name: getattr(self, name) for name in names}
+        for value in values.values():
+            if type(value) not in _PLAIN:
+                values = dataclasses.asdict(self)  # type: ignore[call-overload]
+                break
+        return json.dumps(values).encode("utf-8")
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
         """Rebuild from ``encode``'s bytes; ``ResourceMetaError`` names what is wrong."""
-        name = cls.__name__
         try:
-            text = bytes(data).decode("utf-8")
+            text = (data if type(data) is bytes else bytes(data)).decode("utf-8")
         except UnicodeDecodeError as e:
-            raise ResourceMetaError(f"resource_meta for {name} is not UTF-8 text: {e}") from None
+            raise ResourceMetaError(f"resource_meta for {cls.__name__} is not UTF-8 text: {e}") from None
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            shown = text if len(text) <= 60 else text[:57] + "..."
-            raise ResourceMetaError(f"resource_meta for {name} is not JSON ({e.msg} at {e.pos}): {shown!r}") from None
+            # json's C scanner directly (GetTask's hot path): json.loads adds two regex matches and three Python
+            # frames. Anything unusual (surrounding whitespace, trailing data, errors) goes through json.loads.
+            raw, end = _scan_json(text, 0)
+            if end != len(text):
+                raw = json.loads(text)
+        except (StopIteration, ValueError):
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as e:
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                raise ResourceMetaError(
+                    f"resource_meta for {cls.__name__} is not JSON ({e.msg} at {e.pos}): {shown!r}"
+                ) from None
         try:
-            return typing.cast("Self", _decoder(cls)(raw))  # type: ignore[arg-type]
+            decoded: Self = _decoder(cls)(raw)  # type: ignore[arg-type]
         except _DecodeError as e:
-            raise ResourceMetaError(f"{name}{''.join(reversed(e.path))}: {e.message}") from None
+            raise ResourceMetaError(f"{cls.__name__}{''.join(reversed(e.path))}: {e.message}") from None
+        return decoded
+
+
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The dataclass field names of ``cls`` in declaration order (what ``asdict`` emits), None if not a dataclass."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 @functools.cache
@@ -232,10 +261,28 @@ def _union_decoder(tp: Any) -> Decoder:
 
 
 def _dataclass_decoder(cls: type) -> Decoder:
-    fields = {name: _decoder(hint) for name, hint in _field_types(cls).items()}
+    hints = _field_types(cls)
+    fields = {name: _decoder(hint) for name, hint in hints.items()}
     known = frozenset(fields)
     required = _required_fields(cls)
     name = cls.__name__
+    exact = {key: hint for key, hint in hints.items() if hint in (str, int, bool)}
+    exact_get = exact.get
+    count = len(fields)
+
+    def decode_flat(value: Any) -> Any:
+        # Every field is a str, int or bool (the common job handle) and encode() writes all of them: check the
+        # count and each value's type in one loop (an unknown key has no type), no call per field. Anything else
+        # (omitted defaults, unknown keys, wrong types) goes through ``decode``, which handles and describes it.
+        if type(value) is not dict or len(value) != count:
+            return decode(value)
+        for key, item in value.items():
+            if type(item) is not exact_get(key):
+                return decode(value)
+        try:
+            return cls(**value)
+        except Exception:
+            return decode(value)
 
     def decode(value: Any) -> Any:
         if not isinstance(value, dict):
@@ -257,7 +304,7 @@ def _dataclass_decoder(cls: type) -> Decoder:
         except Exception as e:  # a __post_init__ that validates
             raise _DecodeError(f"{name} rejected the values: {e}") from None
 
-    return decode
+    return decode_flat if len(exact) == len(fields) else decode
 
 
 def _sequence_decoder(tp: Any, container: Any) -> Decoder:
@@ -426,9 +473,8 @@ class Resource:
     @classmethod
     def from_flyte_idl(cls, pb: Any) -> Resource:
         """Build from a Flyte 1 (or Flyte 2) Resource proto; outputs become a ``LiteralMap`` view when present."""
-        from google.protobuf import json_format
-
         from flyteconnect.models import LiteralMap
+        from flyteconnect.protostruct import struct_to_dict
 
         outputs = None
         if pb.HasField("outputs"):
@@ -438,7 +484,7 @@ class Resource:
             message=pb.message or None,
             log_links=list(pb.log_links) or None,
             outputs=outputs,
-            custom_info=json_format.MessageToDict(pb.custom_info) if pb.HasField("custom_info") else None,
+            custom_info=struct_to_dict(pb.custom_info) if pb.HasField("custom_info") else None,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -119,3 +120,52 @@ def test_encode_of_a_non_dataclass_meta_explains_itself() -> None:
 
     with pytest.raises(TypeError, match="must be a @dataclass"):
         NotADataclass().encode()
+
+
+@dataclass
+class Flat(ResourceMeta):
+    job_id: str
+    region: str
+    attempt: int = 0
+    done: bool = False
+
+
+@dataclass
+class FlatWithFloat(ResourceMeta):
+    job_id: str
+    ratio: float = 0.5
+    note: Optional[str] = None
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        Flat("j-1", "eu", 2, True),
+        Flat('jé☃\n"q"', "", -7),
+        FlatWithFloat("j", 1e300, None),
+        FlatWithFloat("j", float("nan"), "x"),  # json.dumps writes NaN; both paths must agree
+        Meta("j", 1, Inner(2), ["t"], {"k": 2.0}),  # nested values: the asdict path
+    ],
+)
+def test_encode_equals_json_dumps_of_asdict(meta: ResourceMeta) -> None:
+    import dataclasses
+    import json
+
+    assert meta.encode() == json.dumps(dataclasses.asdict(meta)).encode("utf-8")  # type: ignore[call-overload]
+
+
+def test_flat_decode_fast_path_keeps_every_check() -> None:
+    assert Flat.decode(Flat("j", "us", 1, True).encode()) == Flat("j", "us", 1, True)
+    assert Flat.decode(b' {"job_id": "j", "region": "r"} ') == Flat("j", "r")  # whitespace, omitted defaults
+    cases = {
+        b'{"job_id": "j", "region": "r", "attempt": true, "done": false}': "Flat.attempt: expected int, got bool",
+        b'{"job_id": "j", "region": "r", "attempt": 1, "zone": "z"}': "unknown field(s) zone",
+        b'{"job_id": "j", "attempt": 1, "done": false, "x": 1}': "unknown field(s) x",
+        b'{"region": "r"}': "missing field(s) job_id",
+        b'["j", "r"]': "expected an object for Flat, got list",
+        b'{"job_id": "j", "region": "r"} trailing': "is not JSON (Extra data",
+        b'{"job_id": "j", "region": ': "is not JSON",
+    }
+    for data, message in cases.items():
+        with pytest.raises(ResourceMetaError, match=re.escape(message)):
+            Flat.decode(data)

@@ -12,9 +12,9 @@ from typing import Any, Generic, TypeVar
 
 import msgpack
 from flyteidl.core import literals_pb2
-from google.protobuf import json_format
 
 from flyteconnect.loops import on_loop_close
+from flyteconnect.protostruct import struct_to_dict
 
 __all__ = ["PerLoop", "dict_literal", "literal_value", "literal_values", "storage_options"]
 
@@ -92,7 +92,7 @@ def literal_value(lit: literals_pb2.Literal) -> Any:
             return json.dumps(msgpack.unpackb(scalar.binary.value))
         return base64.b64encode(scalar.binary.value).decode()
     if skind == "generic":
-        return json_format.MessageToDict(scalar.generic)
+        return struct_to_dict(scalar.generic)
     if skind == "union":
         return literal_value(scalar.union.value)
     raise ValueError(f"cannot use a {skind or 'empty'} scalar in a template")

@@ -8,10 +8,10 @@ from typing import Any
 
 import msgpack
 from flyteidl.core import literals_pb2, types_pb2
-from google.protobuf import json_format
 
 from flyteconnect.literals.base import Codec, ConversionFailed, describe_literal, show_value, type_name
 from flyteconnect.literals.builtin import dumper, loader
+from flyteconnect.protostruct import struct_to_dict
 
 __all__ = ["ListCodec", "MapCodec", "MsgpackCodec", "UnionCodec", "msgpack_annotation"]
 
@@ -155,7 +155,7 @@ class MsgpackCodec(Codec):
                     raise ConversionFailed(f"msgpack binary literal does not decode: {e}") from None
                 return self._load(data) if self._load is not None else data
             if scalar_kind == "generic":  # flytekit < 1.14 wrote dicts as a Struct
-                data = json_format.MessageToDict(lit.scalar.generic)
+                data = struct_to_dict(lit.scalar.generic)
                 return self._load(data) if self._load is not None else data
         if kind in ("map", "collection") and self._load is None:
             from flyteconnect.literals.infer import decode_untyped

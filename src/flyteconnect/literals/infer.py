@@ -15,12 +15,12 @@ from typing import Any
 
 import msgpack
 from flyteidl.core import literals_pb2, types_pb2
-from google.protobuf import json_format
 
 from flyteconnect.literals.base import Codec, ConversionFailed, show_value
 from flyteconnect.literals.blobs import as_v1_literal
 from flyteconnect.literals.containers import MSGPACK, MsgpackCodec
 from flyteconnect.literals.values import FlyteDirectory, FlyteFile, StructuredDataset, with_format
+from flyteconnect.protostruct import struct_to_dict
 
 __all__ = ["UntypedCodec", "decode_untyped", "infer_type"]
 
@@ -149,5 +149,5 @@ def decode_untyped(lit: literals_pb2.Literal) -> Any:
         sd = scalar.structured_dataset
         return StructuredDataset(sd.uri, sd.metadata.structured_dataset_type.format)
     if skind == "generic":
-        return json_format.MessageToDict(scalar.generic)
+        return struct_to_dict(scalar.generic)
     return lit

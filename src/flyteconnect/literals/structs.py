@@ -13,11 +13,11 @@ from typing import Any
 
 import msgpack
 from flyteidl.core import literals_pb2, types_pb2
-from google.protobuf import json_format
 
 from flyteconnect.literals.base import Codec, ConversionFailed
 from flyteconnect.literals.builtin import dumper, loader
 from flyteconnect.literals.containers import MSGPACK, msgpack_annotation
+from flyteconnect.protostruct import struct_to_dict
 
 __all__ = ["DataclassCodec", "PydanticCodec"]
 
@@ -58,7 +58,7 @@ def _payload(codec: Codec, lit: literals_pb2.Literal) -> Any:
             except (ValueError, msgpack.ExtraData) as e:
                 raise ConversionFailed(f"msgpack binary literal does not decode: {e}") from None
         if kind == "generic":
-            return json_format.MessageToDict(lit.scalar.generic)
+            return struct_to_dict(lit.scalar.generic)
     return codec.mismatch(lit)
 
 

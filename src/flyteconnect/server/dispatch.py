@@ -54,7 +54,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, TypeVar
@@ -71,7 +72,7 @@ from flyteconnect.server.errors import (
     is_expected,
     to_status,
 )
-from flyteconnect.server.metrics import OpMetrics, ServerMetrics
+from flyteconnect.server.metrics import LATENCY_BUCKETS, OpMetrics, ServerMetrics
 from flyteconnect.server.watchdog import LoopWatchdog, Stall
 
 __all__ = ["DispatchConfig", "Dispatcher", "Entry", "default_threads", "timeout_after"]
@@ -148,7 +149,9 @@ class Entry:
     __slots__ = (
         "category",
         "connector",
+        "decode",
         "flaky",
+        "input_bytes",
         "label",
         "meta_type",
         "methods",
@@ -165,6 +168,9 @@ class Entry:
         self.label = str(self.category)
         self.methods: dict[str, ConnectorMethod] = connector.methods()
         self.meta_type: type[ResourceMeta] | None = getattr(connector, "metadata_type", None)
+        meta_type = self.meta_type
+        self.decode: Callable[[bytes], ResourceMeta] = self._no_meta if meta_type is None else meta_type.decode
+        """Decode resource_meta bytes with the connector's metadata type (ResourceMetaError on bad bytes)."""
         self.timeout = timeout
         self.quarantined: set[str] = set()
         self.flaky = False
@@ -173,6 +179,7 @@ class Entry:
         self.ops: dict[str, OpMetrics] = {
             op: metrics.op(task_type, op) for op in ("create", "get", "delete", "do", "get_metrics", "get_logs")
         }
+        self.input_bytes = metrics.input_bytes.labels(task_type)
 
     def method(self, name: str) -> ConnectorMethod:
         """The method ``name`` or ``Unimplemented``/``WrongConnectorKind`` naming the connector."""
@@ -185,11 +192,8 @@ class Entry:
             raise WrongConnectorKind(f"{self.name} is a sync connector; use ExecuteTaskSync")
         raise Unimplemented(f"{self.name} does not implement {name}")
 
-    def decode(self, data: bytes) -> ResourceMeta:
-        """Decode resource_meta bytes with the connector's metadata type (ResourceMetaError on bad bytes)."""
-        if self.meta_type is None:
-            raise WrongConnectorKind(f"{self.name} is a sync connector; it has no resource_meta")
-        return self.meta_type.decode(data)
+    def _no_meta(self, data: bytes) -> ResourceMeta:
+        raise WrongConnectorKind(f"{self.name} is a sync connector; it has no resource_meta")
 
 
 class _SideLoop:
@@ -264,42 +268,36 @@ class _PhaseMemory:
 class _Deadlines:
     """Bounds connector calls with one coarse timer instead of a timer per call.
 
-    ``asyncio.timeout`` schedules and cancels a heap timer per call; here a call only enters a dict, and one
-    callback every ``tick`` seconds cancels the tasks whose bound passed (so bounds are up to ``tick`` late).
+    ``asyncio.timeout`` schedules and cancels a heap timer per call; here a call only enters ``calls`` (task ->
+    ``time.monotonic()`` deadline; the hot path writes it directly), and one callback every ``tick`` seconds cancels
+    the tasks whose bound passed (so bounds are up to ``tick`` late).
     """
 
     def __init__(self, tick: float = 0.05) -> None:
         self._tick = tick
-        self._calls: dict[asyncio.Task[Any], float] = {}
+        self.calls: dict[asyncio.Task[Any], float] = {}
         self.fired: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
-    def add(self, task: asyncio.Task[Any], seconds: float) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        self._calls[task] = loop.time() + seconds
-        if self._timer is None:
-            self._timer = loop.call_later(self._tick, self._check)
-
-    def discard(self, task: asyncio.Task[Any]) -> None:
-        self._calls.pop(task, None)
+    def arm(self) -> None:
+        """Start the checking timer (the caller saw ``timer is None`` after adding a call)."""
+        self.timer = asyncio.get_running_loop().call_later(self._tick, self._check)
 
     def _check(self) -> None:
-        assert self._loop is not None
-        now = self._loop.time()
-        expired = [task for task, when in self._calls.items() if when <= now]
+        now = time.monotonic()
+        expired = [task for task, when in self.calls.items() if when <= now]
         for task in expired:
-            del self._calls[task]
+            del self.calls[task]
             self.fired.add(task)
             task.cancel()
-        self._timer = self._loop.call_later(self._tick, self._check) if self._calls else None
+        self.timer = None
+        if self.calls:
+            self.arm()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class Dispatcher:
@@ -416,8 +414,12 @@ class Dispatcher:
         return info
 
     # -- operations ---------------------------------------------------------------------------------------------
+    #
+    # create/get/delete/do/get_metrics are plain methods that find the connector and return the coroutine of
+    # ``_run``: a call then costs one coroutine, not a chain of them (GetTask is the server's hot path). Await the
+    # result; an unknown task category raises CallFailed(NOT_FOUND) right away.
 
-    async def create(
+    def create(
         self,
         key: tuple[str, int] | TaskCategory,
         task_template: Any,
@@ -428,22 +430,23 @@ class Dispatcher:
         timeout: float | None = None,
         input_bytes: int | None = None,
         **extra: Any,
-    ) -> bytes:
-        """Call ``create`` and return the encoded resource_meta."""
-        entry = self.lookup(key, "create")
+    ) -> Coroutine[Any, Any, bytes]:
+        """Call ``create``; gives the encoded resource_meta."""
+        entry = self._entries.get(key) if type(key) is tuple else None  # type: ignore[arg-type]
+        if entry is None:
+            entry = self.lookup(key, "create")
         self._observe_inputs(entry, inputs, input_bytes)
-        fields = {
+        kwargs = {
             "task_template": task_template,
             "output_prefix": output_prefix,
             "inputs": inputs,
             "task_execution_metadata": task_execution_metadata,
-            **extra,
         }
-        post = functools.partial(_encode_meta, entry)
-        result: bytes = await self._run(entry, "create", lambda method: method.keywords(fields), post, timeout)
-        return result
+        if extra:
+            kwargs.update(extra)
+        return self._run(entry, "create", kwargs, None, _encode_meta, None, timeout)
 
-    async def get(
+    def get(
         self,
         key: tuple[str, int] | TaskCategory,
         resource_meta: bytes,
@@ -451,40 +454,131 @@ class Dispatcher:
         convert: Callable[[Resource], T] | None = None,
         timeout: float | None = None,
         **extra: Any,
-    ) -> T:
-        """Call ``get`` (with the transient policy) and return ``convert(resource)`` (the Resource without it)."""
-        entry = self.lookup(key, "get")
-        op = entry.ops["get"]
+    ) -> Coroutine[Any, Any, T]:
+        """Call ``get`` (with the transient policy); gives ``convert(resource)`` (the Resource without it)."""
+        entry = self._entries.get(key) if type(key) is tuple else None  # type: ignore[arg-type]
+        if entry is None:
+            entry = self.lookup(key, "get")
+        return self._run(entry, "get", extra, resource_meta, _checked_resource, convert, timeout)
+
+    def delete(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        resource_meta: bytes,
+        *,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> Coroutine[Any, Any, None]:
+        """Call ``delete``."""
+        entry = self._entries.get(key) if type(key) is tuple else None  # type: ignore[arg-type]
+        if entry is None:
+            entry = self.lookup(key, "delete")
+        return self._run(entry, "delete", extra, resource_meta, None, None, timeout)
+
+    def do(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        task_template: Any,
+        output_prefix: str,
+        inputs: Any = None,
+        *,
+        convert: Callable[[Resource], T] | None = None,
+        timeout: float | None = None,
+        input_bytes: int | None = None,
+        **extra: Any,
+    ) -> Coroutine[Any, Any, T]:
+        """Call a sync connector's ``do``; gives ``convert(resource)``. The phase must be terminal."""
+        entry = self.lookup(key, "do")
+        self._observe_inputs(entry, inputs, input_bytes)
+        kwargs = {"task_template": task_template, "output_prefix": output_prefix, "inputs": inputs}
+        if extra:
+            kwargs.update(extra)
+        return self._run(entry, "do", kwargs, None, _checked_resource, convert, timeout)
+
+    def get_metrics(
+        self,
+        key: tuple[str, int] | TaskCategory,
+        resource_meta: bytes,
+        *,
+        convert: Callable[[Any], T] | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> Coroutine[Any, Any, T]:
+        """Call the optional ``get_metrics`` (UNIMPLEMENTED when absent); ``extra`` carries queries, times, step."""
+        entry = self.lookup(key, "get_metrics")
+        return self._run(entry, "get_metrics", extra, resource_meta, _checked, convert, timeout)
+
+    async def _run(
+        self,
+        entry: Entry,
+        operation: str,
+        kwargs: dict[str, Any],
+        resource_meta: bytes | None,
+        check: Callable[[Entry, str, Any, Any], Any] | None,
+        convert: Any,
+        timeout: float | None,
+    ) -> Any:
+        """Call ``operation`` counted, timed and bounded; failures become CallFailed.
+
+        ``kwargs`` (owned by this call) gets the decoded ``resource_meta`` when one is given and is trimmed to what
+        the method accepts; the result goes through ``check(entry, operation, convert, result)``. ``get`` adds the
+        transient policy. The usual case, an ``async def`` method, is awaited right here: this is the hot path.
+        """
+        op = entry.ops[operation]
+        op.in_flight.value += 1
         start = time.perf_counter()
-        op.in_flight.inc()
         try:
-            method = entry.method("get")
-            meta = entry.decode(resource_meta)
-            kwargs = {"resource_meta": meta}
-            if extra:
-                kwargs = method.keywords({**kwargs, **extra})
-            post = functools.partial(_checked_resource, entry, "get", convert)
-            bound = self._bound(entry, timeout)
-            until = None if bound is None else time.monotonic() + bound
+            method = entry.methods.get(operation) or entry.method(operation)
+            if resource_meta is not None:
+                kwargs["resource_meta"] = entry.decode(resource_meta)
+            accepted = method.accepted
+            if accepted is not None and not kwargs.keys() <= accepted:
+                kwargs = method.keywords(kwargs)
+            bound = entry.timeout if timeout is None else self._bound(entry, timeout)
             try:
-                result = await self._invoke(entry, method, kwargs, bound, post)
+                if method.is_async and operation not in entry.quarantined:
+                    if bound is None:
+                        result = await method.func(**kwargs)
+                    else:
+                        task = asyncio.current_task()
+                        deadlines = self._deadlines
+                        deadlines.calls[task] = time.monotonic() + bound  # type: ignore[index]
+                        if deadlines.timer is None:
+                            deadlines.arm()
+                        try:
+                            result = await method.func(**kwargs)
+                        except asyncio.CancelledError:
+                            if task not in deadlines.fired:
+                                raise
+                            raise self._timed_out(entry, method, task, bound) from None  # type: ignore[arg-type]
+                        finally:
+                            deadlines.calls.pop(task, None)  # type: ignore[arg-type]
+                    if check is not None:
+                        result = check(entry, operation, convert, result)
+                else:
+                    post = None if check is None else functools.partial(check, entry, operation, convert)
+                    result = await self._invoke(entry, method, kwargs, bound, post)
             except (TransientError, CallTimeout) as e:
-                if self.config.transient_retries < 0:
+                if operation != "get" or self.config.transient_retries < 0:
                     raise
-                result = await self._retry_get(entry, method, kwargs, until, post, resource_meta, convert, e)
+                until = None if bound is None else start + bound
+                result = await self._retry_get(entry, method, kwargs, until, resource_meta, convert, e)
             else:
-                if entry.flaky:
-                    self._phases.seen(resource_meta, _phase_of(result))
+                if entry.flaky and operation == "get":
+                    self._phases.seen(resource_meta, _phase_of(result))  # type: ignore[arg-type]
         except asyncio.CancelledError:
             op.failed("CANCELLED")
             raise
         except BaseException as e:
-            raise self._fail(e, entry, None, "get", op) from e
+            raise self._fail(e, entry, None, operation, op) from e
         finally:
-            op.in_flight.dec()
-            op.latency.observe(time.perf_counter() - start)
-        op.success.inc()
-        return result  # type: ignore[no-any-return]
+            op.in_flight.value -= 1
+            elapsed = time.perf_counter() - start
+            latency = op.latency
+            latency.sum += elapsed
+            latency.counts[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+        op.success.value += 1
+        return result
 
     async def _retry_get(
         self,
@@ -492,19 +586,23 @@ class Dispatcher:
         method: ConnectorMethod,
         kwargs: dict[str, Any],
         until: float | None,
-        post: Callable[[Any], Any],
-        resource_meta: bytes,
+        resource_meta: bytes | None,
         convert: Callable[[Resource], Any] | None,
         error: Exception,
     ) -> Any:
-        """After a transient failure: retry with backoff while the deadline allows, else answer from memory."""
+        """After a transient failure: retry with backoff while the deadline allows, else answer from memory.
+
+        ``until`` is a ``time.perf_counter()`` instant.
+        """
+        assert resource_meta is not None
         entry.flaky = True
         cfg = self.config
+        post = functools.partial(_checked_resource, entry, "get", convert)
         attempt = 0
         while True:
             attempt += 1
             backoff = cfg.transient_backoff * (2 ** (attempt - 1))
-            left = None if until is None else until - time.monotonic()
+            left = None if until is None else until - time.perf_counter()
             # Another attempt only if it can still finish in time (the backoff plus as long again to run).
             if attempt > cfg.transient_retries or (left is not None and left <= 2 * backoff):
                 return self._transient_answer(entry, error, resource_meta, convert)
@@ -540,60 +638,6 @@ class Dispatcher:
             )
             log.warning("%s get: transient failure %d, answering the last phase: %s", entry.label, consecutive, reason)
         return convert(resource) if convert is not None else resource
-
-    async def delete(
-        self,
-        key: tuple[str, int] | TaskCategory,
-        resource_meta: bytes,
-        *,
-        timeout: float | None = None,
-        **extra: Any,
-    ) -> None:
-        """Call ``delete``."""
-        entry = self.lookup(key, "delete")
-
-        def build(method: ConnectorMethod) -> dict[str, Any]:
-            kwargs = {"resource_meta": entry.decode(resource_meta)}
-            return method.keywords({**kwargs, **extra}) if extra else kwargs
-
-        await self._run(entry, "delete", build, None, timeout)
-
-    async def do(
-        self,
-        key: tuple[str, int] | TaskCategory,
-        task_template: Any,
-        output_prefix: str,
-        inputs: Any = None,
-        *,
-        convert: Callable[[Resource], T] | None = None,
-        timeout: float | None = None,
-        input_bytes: int | None = None,
-        **extra: Any,
-    ) -> T:
-        """Call a sync connector's ``do`` and return ``convert(resource)``; the phase must be terminal."""
-        entry = self.lookup(key, "do")
-        self._observe_inputs(entry, inputs, input_bytes)
-        fields = {"task_template": task_template, "output_prefix": output_prefix, "inputs": inputs, **extra}
-        post = functools.partial(_checked_resource, entry, "do", convert)
-        return await self._run(entry, "do", lambda method: method.keywords(fields), post, timeout)  # type: ignore[no-any-return]
-
-    async def get_metrics(
-        self,
-        key: tuple[str, int] | TaskCategory,
-        resource_meta: bytes,
-        *,
-        convert: Callable[[Any], T] | None = None,
-        timeout: float | None = None,
-        **extra: Any,
-    ) -> T:
-        """Call the optional ``get_metrics`` (UNIMPLEMENTED when absent); ``extra`` carries queries, times, step."""
-        entry = self.lookup(key, "get_metrics")
-
-        def build(method: ConnectorMethod) -> dict[str, Any]:
-            return method.keywords({"resource_meta": entry.decode(resource_meta), **extra})
-
-        post = functools.partial(_checked, entry, "get_metrics", convert)
-        return await self._run(entry, "get_metrics", build, post, timeout)  # type: ignore[no-any-return]
 
     async def get_logs(
         self,
@@ -659,35 +703,6 @@ class Dispatcher:
 
     # -- machinery ----------------------------------------------------------------------------------------------
 
-    async def _run(
-        self,
-        entry: Entry,
-        operation: str,
-        build: Callable[[ConnectorMethod], dict[str, Any]],
-        post: Callable[[Any], Any] | None,
-        timeout: float | None,
-    ) -> Any:
-        """Call ``operation`` with ``build(method)`` as keywords, counted and timed; failures become CallFailed.
-
-        ``get`` has the same shape inlined (the hot path, plus the transient policy) and ``get_logs`` is a stream.
-        """
-        op = entry.ops[operation]
-        start = time.perf_counter()
-        op.in_flight.inc()
-        try:
-            method = entry.method(operation)
-            result = await self._invoke(entry, method, build(method), self._bound(entry, timeout), post)
-        except asyncio.CancelledError:
-            op.failed("CANCELLED")
-            raise
-        except BaseException as e:
-            raise self._fail(e, entry, None, operation, op) from e
-        finally:
-            op.in_flight.dec()
-            op.latency.observe(time.perf_counter() - start)
-        op.success.inc()
-        return result
-
     def _bound(self, entry: Entry, remaining: float | None) -> float | None:
         """min(caller's remaining deadline minus a margin, the connector's timeout)."""
         bound = entry.timeout
@@ -702,7 +717,7 @@ class Dispatcher:
             if inputs is not None:
                 pb = inputs.to_flyte_idl() if hasattr(inputs, "to_flyte_idl") else inputs
                 size = pb.ByteSize() if hasattr(pb, "ByteSize") else 0
-        self.metrics.input_bytes.labels(entry.category.name).observe(size)
+        entry.input_bytes.observe(size)
 
     async def _invoke(
         self,
@@ -718,17 +733,7 @@ class Dispatcher:
             if bound is None:
                 result = await method.func(**kwargs)
                 return post(result) if post is not None else result
-            task = asyncio.current_task()
-            deadlines = self._deadlines
-            deadlines.add(task, bound)  # type: ignore[arg-type]
-            try:
-                result = await method.func(**kwargs)
-            except asyncio.CancelledError:
-                if task not in deadlines.fired:
-                    raise
-                raise self._timed_out(entry, method, task, bound) from None  # type: ignore[arg-type]
-            finally:
-                deadlines.discard(task)  # type: ignore[arg-type]
+            result = await self._bounded(entry, method, method.func(**kwargs), bound)
             return post(result) if post is not None else result
         if method.is_async:
             if self._side is None:
@@ -748,7 +753,9 @@ class Dispatcher:
         task = asyncio.current_task()
         assert task is not None
         deadlines = self._deadlines
-        deadlines.add(task, bound)
+        deadlines.calls[task] = time.monotonic() + bound
+        if deadlines.timer is None:
+            deadlines.arm()
         try:
             return await awaitable
         except asyncio.CancelledError:
@@ -756,7 +763,7 @@ class Dispatcher:
                 raise
             raise self._timed_out(entry, method, task, bound) from None
         finally:
-            deadlines.discard(task)
+            deadlines.calls.pop(task, None)
 
     def _timed_out(self, entry: Entry, method: ConnectorMethod, task: asyncio.Task[Any], bound: float) -> CallTimeout:
         """Our bound cancelled ``task``: undo that cancellation and describe the timeout."""
@@ -805,7 +812,7 @@ def _phase_of(result: Any) -> int:
     return int(phase) if isinstance(phase, int) else 0
 
 
-def _encode_meta(entry: Entry, meta: Any) -> bytes:
+def _encode_meta(entry: Entry, operation: str, convert: Any, meta: Any) -> bytes:
     if not isinstance(meta, ResourceMeta):
         raise ConnectorBug(
             f"{entry.name}.create() returned {type(meta).__name__}, expected a ResourceMeta ({_meta_name(entry)})"

@@ -1,0 +1,40 @@
+"""``google.protobuf.Struct`` to Python, giving exactly what ``json_format.MessageToDict`` gives, several times faster.
+
+Task templates carry their ``custom`` config as a Struct, and CreateTask reads it on every call; json_format walks it
+through descriptor lookups and a generic printer (about 20 µs for a small config). This walks the oneof directly.
+Same results: numbers are floats, an unset Value is None, key order is the map's iteration order, and infinities
+and NaN raise ValueError as json_format does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["struct_to_dict", "value_to_python"]
+
+
+def struct_to_dict(struct: Any) -> dict[str, Any]:
+    """A ``google.protobuf.Struct`` as a dict of plain Python values."""
+    fields = struct.fields
+    # Not fields.items(): upb's map inherits a pure-Python ItemsView, several times slower than indexing.
+    return {key: value_to_python(fields[key]) for key in fields}
+
+
+def value_to_python(value: Any) -> Any:
+    """A ``google.protobuf.Value`` as None, float, str, bool, dict or list."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if number - number != 0.0:  # inf - inf and nan - nan are nan: json_format refuses both
+            kind = "Infinity" if number == number else "NaN"
+            raise ValueError(f"Fail to serialize {kind} for Value.number_value, which would parse as string_value")
+        return number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [value_to_python(item) for item in value.list_value.values]
+    return None  # null_value, or no kind set

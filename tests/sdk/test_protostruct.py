@@ -1,0 +1,56 @@
+"""protostruct.struct_to_dict gives exactly json_format.MessageToDict's result (values, types and key order)."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import pytest
+from google.protobuf import json_format, struct_pb2
+
+from flyteconnect.protostruct import struct_to_dict, value_to_python
+
+
+def _random_value(rnd: random.Random, depth: int) -> Any:
+    choice = rnd.randrange(7 if depth < 3 else 4)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return rnd.choice([0, 1, -2.5, 1e300, 3.0, 7, -0.0])
+    if choice == 2:
+        return rnd.choice(["", "x", "héllo ☃", "a" * 50])
+    if choice == 3:
+        return rnd.choice([True, False])
+    if choice == 5:
+        return [_random_value(rnd, depth + 1) for _ in range(rnd.randrange(4))]
+    return {f"k{i}": _random_value(rnd, depth + 1) for i in range(rnd.randrange(4))}
+
+
+def test_matches_message_to_dict_on_random_structs() -> None:
+    rnd = random.Random(20261125)
+    for _ in range(500):
+        struct = struct_pb2.Struct()
+        struct.update({f"f{j}": _random_value(rnd, 0) for j in range(rnd.randrange(6))})
+        expected = json_format.MessageToDict(struct)
+        got = struct_to_dict(struct)
+        assert got == expected
+        assert repr(got) == repr(expected)  # same types (floats) and the same key order
+
+
+def test_unset_value_is_none_like_json_format() -> None:
+    struct = struct_pb2.Struct()
+    struct.fields["empty"].SetInParent()  # a Value with no kind set
+    assert struct_to_dict(struct) == json_format.MessageToDict(struct) == {"empty": None}
+    assert value_to_python(struct_pb2.Value()) is None
+
+
+@pytest.mark.parametrize("number", [math.inf, -math.inf, math.nan])
+def test_non_finite_numbers_are_refused_like_json_format(number: float) -> None:
+    struct = struct_pb2.Struct()
+    struct.update({"x": number})
+    with pytest.raises(ValueError) as theirs:
+        json_format.MessageToDict(struct)
+    with pytest.raises(ValueError) as ours:
+        struct_to_dict(struct)
+    assert str(ours.value) == str(theirs.value)
