@@ -177,3 +177,30 @@ async def test_huge_error_messages_are_truncated(stubs: Stubs) -> None:
 
 def test_the_matrix_is_big_enough() -> None:
     assert len(CASES) >= 25
+
+
+async def test_a_silent_sync_client_is_cut_off_by_the_server_bound() -> None:
+    """No client deadline: the server's own read bound ends the call, naming how many messages arrived."""
+    from flyteconnect.registry import ConnectorRegistry
+    from flyteconnect.server.app import serve_in_thread
+
+    from . import connectors
+    from .conftest import make_config, open_stubs
+
+    with serve_in_thread(ConnectorRegistry(connectors.ALL), make_config(timeout=0.3)) as handle:
+        stubs = await open_stubs(handle.address)
+        try:
+
+            async def header_then_silence() -> AsyncIterator[agent_pb2.ExecuteTaskSyncRequest]:
+                yield HEADER
+                await asyncio.sleep(30)
+
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for _ in stubs.sync.ExecuteTaskSync(header_then_silence()):
+                    pass
+            assert info.value.code() == Code.DEADLINE_EXCEEDED
+            assert "the client sent 1 of 2 messages (header, inputs) within 0.3s" in (info.value.details() or "")
+            # and the server still answers
+            assert [r async for r in stubs.sync.ExecuteTaskSync(iter([HEADER, INPUTS]), timeout=5)]
+        finally:
+            await stubs.channel.close()

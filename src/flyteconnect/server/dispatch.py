@@ -300,6 +300,38 @@ class _Deadlines:
             self.timer = None
 
 
+class _DeadlineScope:
+    """``with``: the current task's awaits inside the block are bounded by ``_Deadlines``; TimeoutError after."""
+
+    __slots__ = ("_bound", "_deadlines", "_task")
+
+    def __init__(self, deadlines: _Deadlines, bound: float | None) -> None:
+        self._deadlines = deadlines
+        self._bound = bound
+        self._task: asyncio.Task[Any] | None = None
+
+    def __enter__(self) -> None:
+        if self._bound is None:
+            return
+        self._task = task = asyncio.current_task()
+        deadlines = self._deadlines
+        deadlines.calls[task] = time.monotonic() + self._bound  # type: ignore[index]
+        if deadlines.timer is None:
+            deadlines.arm()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: Any) -> None:
+        task = self._task
+        if task is None:
+            return
+        deadlines = self._deadlines
+        deadlines.calls.pop(task, None)
+        if et is asyncio.CancelledError and task in deadlines.fired:
+            deadlines.fired.discard(task)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            raise TimeoutError
+
+
 class Dispatcher:
     """Serves connector calls for one registry (snapshot at construction; ``refresh()`` re-reads it)."""
 
@@ -397,6 +429,13 @@ class Dispatcher:
                 self.metrics.op(k[0][:64], operation),
             )
         return entry
+
+    def bounded(self, seconds: float | None) -> _DeadlineScope:
+        """``with dispatcher.bounded(s):`` raise TimeoutError when the block's awaits outlast ``s`` seconds.
+
+        Uses the dispatcher's shared coarse timer (no timer per call, up to 50 ms late); None means unbounded.
+        """
+        return _DeadlineScope(self._deadlines, seconds)
 
     def list_connectors(self) -> list[ConnectorInfo]:
         """Metadata of every served connector name (ListAgents/ListConnectors)."""

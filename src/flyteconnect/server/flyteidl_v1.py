@@ -22,7 +22,7 @@ from flyteidl.service import agent_pb2_grpc
 
 from flyteconnect.connector import Resource
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
-from flyteconnect.server.dispatch import Dispatcher, timeout_after
+from flyteconnect.server.dispatch import Dispatcher
 from flyteconnect.server.errors import CallFailed
 from flyteconnect.server.grpc_util import abort, add_services, bidi_stream, parse, server_stream, unary
 
@@ -48,8 +48,10 @@ def _key(request: Any) -> tuple[str, int]:
     return (name, cat.version) if name else (request.task_type, 0)
 
 
-def _resource_pb(resource: Resource) -> agent_pb2.Resource:
-    return resource.to_flyte_idl()
+def _sync_response(resource: Resource) -> agent_pb2.ExecuteTaskSyncResponse:
+    reply = agent_pb2.ExecuteTaskSyncResponse()
+    resource.fill_flyte_idl(reply.header.resource)  # in place: no copy of the outputs into the reply
+    return reply
 
 
 def _get_response(resource: Resource) -> agent_pb2.GetTaskResponse:
@@ -163,12 +165,12 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
         try:
             header, inputs = await self._read_request(request_iterator, context)
             template = header.template
-            resource = await self._d.do(
+            reply = await self._d.do(
                 (template.type, template.task_type_version),
                 TaskTemplate(template),
                 header.output_prefix,
                 LiteralMap.from_flyte_idl(inputs),
-                convert=_resource_pb,
+                convert=_sync_response,
                 timeout=context.time_remaining(),
                 input_bytes=inputs.ByteSize(),
                 task_execution_metadata=TaskExecutionMetadata(header.task_execution_metadata),
@@ -176,7 +178,7 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
         except CallFailed as e:
             await abort(context, e)
             return
-        yield agent_pb2.ExecuteTaskSyncResponse(header=agent_pb2.ExecuteTaskSyncResponseHeader(resource=resource))
+        yield reply
 
     async def _read_request(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> tuple[Any, Any]:
         """Read the header and the inputs; misuse is INVALID_ARGUMENT (never a hang: reads are bounded)."""
@@ -186,13 +188,18 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
         it = request_iterator.__aiter__()
         parts: list[Any] = []
         try:
-            async with timeout_after(bound):
+            with self._d.bounded(bound):
                 for _ in range(2):
                     try:
                         raw = await it.__anext__()
                     except StopAsyncIteration:
                         break
                     parts.append(parse(agent_pb2.ExecuteTaskSyncRequest, raw))
+            # Close grpc's message generator now: left suspended, it is closed later by asyncio's finalizer hook,
+            # which wakes the loop through its self-pipe (a syscall and a task per call).
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
         except TimeoutError:
             raise CallFailed(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
