@@ -4,7 +4,7 @@ Each server runs under ``valgrind --tool=callgrind --instr-atstart=no`` (nothing
 scenario: a warm-up with h2load, ``callgrind_control -i on PID``, N calls with h2load, ``callgrind_control --dump``,
 ``-i off``. The dump's ``totals:`` line is every instruction the process executed in that window, on all its threads
 (the event loop, grpc's C-core threads, the thread pool), divided by N. On a shared machine req/s ratios move by
-+-0.15 between runs; instruction counts repeat to about a percent, so per-call framework cost can be compared.
++-0.15 between runs; instruction counts repeat to 1-2 %, so per-call framework cost can be compared.
 """
 
 from __future__ import annotations
