@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -301,6 +302,8 @@ class FlyteIdlV2:
 
     def add_to_server(self, server: grpc.aio.Server, dispatcher: Dispatcher) -> None:
         """Register the services, with raw-bytes request handlers (malformed requests are INVALID_ARGUMENT)."""
+        # The service descriptors (not only the messages) must be in the default pool for server reflection.
+        importlib.import_module("flyteidl2.connector.service_pb2")
         a = AsyncConnectorService(dispatcher)
         m = ConnectorMetadataService(dispatcher)
         add_services(
