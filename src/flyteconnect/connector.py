@@ -132,14 +132,25 @@ class ResourceMeta:
         names = _field_names(type(self))  # type: ignore[arg-type]
         if names is None:
             raise TypeError(f"{type(self).__name__} must be a @dataclass or override encode()")
-        # dataclasses.asdict deep-copies every value; for the usual flat handle of plain values the dict of the
-        # attributes is the same thing, and json.dumps then gives the same bytes.
-        values = {name: getattr(self, name) for name in names}
-        for value in values.values():
-            if type(value) not in _PLAIN:
-                values = dataclasses.asdict(self)  # type: ignore[call-overload]
-                break
-        return json.dumps(values).encode("utf-8")
+        # The usual handle is flat: str, int, bool and None fields. Write those as json.dumps would (same escaping,
+        # separators and number forms) without asdict's deep copy and json's encoder set-up; anything else (floats,
+        # containers, nested dataclasses) takes the general path.
+        items = []
+        for name in names:
+            value = getattr(self, name)
+            kind = type(value)
+            if kind is str:
+                text = _json_string(value)
+            elif kind is int:
+                text = int.__repr__(value)
+            elif kind is bool:
+                text = "true" if value else "false"
+            elif value is None:
+                text = "null"
+            else:
+                return json.dumps(dataclasses.asdict(self)).encode("utf-8")  # type: ignore[call-overload]
+            items.append(f"{_json_string(name)}: {text}")
+        return ("{" + ", ".join(items) + "}").encode("utf-8")
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
@@ -170,7 +181,7 @@ class ResourceMeta:
 
 
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # json.dumps' own (C) string escaping
 
 
 @functools.cache

@@ -137,10 +137,19 @@ class FlatWithFloat(ResourceMeta):
     note: Optional[str] = None
 
 
+@dataclass
+class FlatOptional(ResourceMeta):
+    job_id: str
+    note: Optional[str] = None
+    big: int = 2**70
+
+
 @pytest.mark.parametrize(
     "meta",
     [
         Flat("j-1", "eu", 2, True),
+        FlatOptional("j\u0000\t\u2028"),
+        FlatOptional("j", "n", -(2**80)),
         Flat('jé☃\n"q"', "", -7),
         FlatWithFloat("j", 1e300, None),
         FlatWithFloat("j", float("nan"), "x"),  # json.dumps writes NaN; both paths must agree
