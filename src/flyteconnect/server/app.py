@@ -28,7 +28,6 @@ import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -166,6 +165,11 @@ def _options(config: ServerConfig) -> list[tuple[str, Any]]:
     ]
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     if not (config.tls_cert or config.tls_key):
         if config.tls_client_ca:
@@ -173,9 +177,9 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
         return None
     if not (config.tls_cert and config.tls_key):
         raise ValueError("TLS needs both --tls-cert and --tls-key")
-    cert = Path(config.tls_cert).read_bytes()
-    key = Path(config.tls_key).read_bytes()
-    ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    cert = _read(config.tls_cert)
+    key = _read(config.tls_key)
+    ca = _read(config.tls_client_ca) if config.tls_client_ca else None
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 

@@ -14,7 +14,6 @@ import sys
 import traceback
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flyteconnect.connector import ConnectorBase
 from flyteconnect.registry import ConnectorRegistry, discover_connectors
@@ -37,17 +36,17 @@ class LoadResult:
 
 def import_module(spec: str) -> object:
     """Import ``spec``: a dotted module path, or a ``.py`` file (its directory goes on sys.path)."""
-    path = Path(spec)
-    if spec.endswith(".py") or path.is_file():
-        if not path.is_file():
+    # os.path, not pathlib: pathlib (with urllib.parse and ipaddress) is otherwise not needed to serve.
+    if spec.endswith(".py") or os.path.isfile(spec):
+        if not os.path.isfile(spec):
             raise ImportError(f"no such file: {spec}")
-        directory = str(path.resolve().parent)
+        directory = os.path.dirname(os.path.realpath(spec))
         if directory not in sys.path:
             sys.path.insert(0, directory)
-        name = path.stem
+        name = os.path.splitext(os.path.basename(spec))[0]
         if name in sys.modules:
             return sys.modules[name]
-        module_spec = importlib.util.spec_from_file_location(name, path)
+        module_spec = importlib.util.spec_from_file_location(name, spec)
         if module_spec is None or module_spec.loader is None:
             raise ImportError(f"cannot import {spec}")
         module = importlib.util.module_from_spec(module_spec)
