@@ -18,7 +18,7 @@ from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from flyteconnect.protostruct import struct_to_dict
+from flyteconnect.protostruct import config_to_dict
 
 __all__ = ["LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"]
 
@@ -154,7 +154,7 @@ class TaskTemplate:
     @functools.cached_property
     def custom(self) -> dict[str, Any]:
         """The task's custom Struct as a dict (``MessageToDict``: every number is a float, as in flytekit)."""
-        return struct_to_dict(self._pb.custom) if self._pb.HasField("custom") else {}
+        return config_to_dict(self._pb.custom) if self._pb.HasField("custom") else {}
 
     @functools.cached_property
     def interface(self) -> TypedInterface:

@@ -4,13 +4,22 @@ Task templates carry their ``custom`` config as a Struct, and CreateTask reads i
 through descriptor lookups and a generic printer (about 20 µs for a small config). This walks the oneof directly.
 Same results: numbers are floats, an unset Value is None, key order is the map's iteration order, and infinities
 and NaN raise ValueError as json_format does.
+
+``config_to_dict`` adds a memo for Structs that come back again and again (a task template's ``custom``: every
+execution of a task sends the same one): keyed by the serialized Struct, it keeps the converted dict marshalled and
+unmarshals a fresh, independent copy per call, a third of the cost of converting.
 """
 
 from __future__ import annotations
 
+import marshal
 from typing import Any
 
-__all__ = ["struct_to_dict", "value_to_python"]
+__all__ = ["config_to_dict", "struct_to_dict", "value_to_python"]
+
+_MEMO: dict[bytes, bytes] = {}
+_MEMO_ENTRIES = 512
+_MEMO_MAX_BYTES = 64 * 1024
 
 
 def struct_to_dict(struct: Any) -> dict[str, Any]:
@@ -49,3 +58,19 @@ def value_to_python(value: Any) -> Any:
     if kind == "list_value":
         return [value_to_python(item) for item in value.list_value.values]
     return None  # null_value, or no kind set
+
+
+def config_to_dict(struct: Any) -> dict[str, Any]:
+    """``struct_to_dict`` memoized by content; each call returns a new dict the caller may change freely."""
+    key = struct.SerializeToString()
+    frozen = _MEMO.get(key)
+    if frozen is not None:
+        thawed: dict[str, Any] = marshal.loads(frozen)
+        return thawed
+    result = struct_to_dict(struct)
+    if len(key) <= _MEMO_MAX_BYTES:
+        if len(_MEMO) >= _MEMO_ENTRIES:  # bounded: forget the oldest entry
+            _MEMO.pop(next(iter(_MEMO), b""), None)
+        # marshal keeps dict order, float bits, bools and None exactly: loads() is a deep copy done in C.
+        _MEMO[key] = marshal.dumps(result)
+    return result

@@ -54,3 +54,28 @@ def test_non_finite_numbers_are_refused_like_json_format(number: float) -> None:
     with pytest.raises(ValueError) as ours:
         struct_to_dict(struct)
     assert str(ours.value) == str(theirs.value)
+
+
+def test_config_memo_returns_equal_independent_copies() -> None:
+    from flyteconnect.protostruct import config_to_dict
+
+    struct = struct_pb2.Struct()
+    struct.update({"Location": "us", "n": 3, "nested": {"a": [1, "b", {"c": None}], "ok": True}})
+    first = config_to_dict(struct)
+    first["nested"]["a"].append("changed by a connector")  # must not leak into the next call's dict
+    first["Location"] = "eu"
+    for _ in range(2):  # the second call comes from the memo
+        again = config_to_dict(struct)
+        assert again == json_format.MessageToDict(struct)
+        assert repr(again) == repr(json_format.MessageToDict(struct))
+        assert again is not first and again["nested"] is not first["nested"]
+
+
+def test_config_memo_is_bounded() -> None:
+    from flyteconnect import protostruct
+
+    for i in range(protostruct._MEMO_ENTRIES + 50):
+        struct = struct_pb2.Struct()
+        struct.update({"i": i})
+        assert protostruct.config_to_dict(struct) == {"i": float(i)}
+    assert len(protostruct._MEMO) <= protostruct._MEMO_ENTRIES

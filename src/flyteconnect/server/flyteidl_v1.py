@@ -94,6 +94,7 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
                 LiteralMap.from_flyte_idl(req.inputs),
                 TaskExecutionMetadata(req.task_execution_metadata),
                 timeout=context.time_remaining(),
+                input_bytes=req.inputs.ByteSize(),
             )
         except CallFailed as e:
             return await abort(context, e)
