@@ -376,6 +376,7 @@ class Dispatcher:
         self._entries = entries
         self._owners = owners
         self._infos = {info.name: info for info in self.registry.infos()}
+        self._info_list = tuple(self._infos.values())
 
     def start(self) -> None:
         """Start the event-loop watchdog (call from the serving loop)."""
@@ -437,10 +438,13 @@ class Dispatcher:
         """
         return _DeadlineScope(self._deadlines, seconds)
 
-    def list_connectors(self) -> list[ConnectorInfo]:
-        """Metadata of every served connector name (ListAgents/ListConnectors)."""
+    def list_connectors(self) -> tuple[ConnectorInfo, ...]:
+        """Metadata of every served connector name (ListAgents/ListConnectors).
+
+        The same tuple until ``refresh()``: adapters may cache the reply they build from it (``is`` tells).
+        """
         self.metrics.op("", "list_connectors").success.inc()
-        return list(self._infos.values())
+        return self._info_list
 
     def get_connector(self, name: str) -> ConnectorInfo:
         """Metadata of connector ``name``, or ``CallFailed(NOT_FOUND)``."""

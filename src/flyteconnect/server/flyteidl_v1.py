@@ -230,6 +230,7 @@ class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # 
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
+        self._listed: tuple[Any, agent_pb2.ListAgentsResponse] | None = None
 
     async def GetAgent(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetAgentResponse:
         """One connector's metadata; unknown name → NOT_FOUND."""
@@ -242,7 +243,11 @@ class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # 
 
     async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.ListAgentsResponse:
         """Every served connector, with its task types, categories and is_sync (what Propeller routes by)."""
-        return agent_pb2.ListAgentsResponse(agents=[info.to_flyte_idl() for info in self._d.list_connectors()])
+        infos = self._d.list_connectors()
+        listed = self._listed
+        if listed is None or listed[0] is not infos:  # built once per registry snapshot (Propeller polls this)
+            listed = self._listed = (infos, agent_pb2.ListAgentsResponse(agents=[i.to_flyte_idl() for i in infos]))
+        return listed[1]  # shared and read-only: grpc only serializes it
 
 
 class FlyteIdlV1:
