@@ -10,11 +10,11 @@ import textwrap
 import grpc
 import pytest
 from flyteidl2.connector import connector_pb2, service_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from flyteconnect import ConnectorRegistry
 from flyteconnect.server import flyteidl_v2
-from flyteconnect.server.app import DEFERRED, ServerConfig, load_adapters, serve_in_thread
+from flyteconnect.server.app import DEFERRED, REFLECTION_SERVICE, ServerConfig, load_adapters, serve_in_thread
 from flyteconnect.server.deferred import DeferredAdapter
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
 
@@ -43,7 +43,8 @@ def test_cli_entry_point_imports_nothing_heavy() -> None:
     assert loaded == ""
 
 
-def test_deferred_protocol_names_match_its_adapter() -> None:
+def test_deferred_names_match_the_real_services() -> None:
+    assert REFLECTION_SERVICE == reflection.SERVICE_NAME
     assert DEFERRED["v2"][1] == tuple(flyteidl_v2.ADAPTER.service_names)
     assert [type(a) for a in load_adapters(None, defer=True)][1:] == [DeferredAdapter]
     assert [a.name for a in load_adapters(None, defer=True)] == [a.name for a in load_adapters(None)]
@@ -91,6 +92,30 @@ class _Details:
     def __init__(self, method: str) -> None:
         self.method = method
         self.invocation_metadata = ()
+
+
+def test_server_start_imports_neither_flyte2_nor_reflection_until_asked() -> None:
+    out = _run(
+        """
+        import sys
+        import grpc
+        from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+        from flyteconnect import ConnectorRegistry
+        from flyteconnect.server.app import ServerConfig, serve_in_thread
+        lazy = ("flyteconnect.server.flyteidl_v2", "grpc_reflection.v1alpha.reflection")
+        config = ServerConfig(host="127.0.0.1", port=0, metrics_port=None)
+        with serve_in_thread(ConnectorRegistry(), config) as handle:
+            print(*[m in sys.modules for m in lazy])
+            with grpc.insecure_channel(handle.address) as channel:
+                stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+                ask = reflection_pb2.ServerReflectionRequest(list_services="")
+                reply = next(iter(stub.ServerReflectionInfo(iter([ask]))))
+            print(*[m in sys.modules for m in lazy])
+            print(len(reply.list_services_response.service))
+        """
+    )
+    # 3 Flyte 1 + 2 Flyte 2 services, health and reflection itself
+    assert out.splitlines() == ["False False", "True True", "7"]
 
 
 def test_a_deferred_protocol_that_fails_to_load_leaves_its_methods_unknown(caplog: pytest.LogCaptureFixture) -> None:

@@ -36,7 +36,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from flyteconnect.loops import close_loop_resources
 from flyteconnect.registry import ConnectorRegistry
-from flyteconnect.server.deferred import DeferredAdapter, LoadFirst
+from flyteconnect.server.deferred import Collector, DeferredAdapter, DeferredHandler
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
 from flyteconnect.server.grpc_util import GenericOnly
 from flyteconnect.server.metrics import ServerMetrics
@@ -69,6 +69,8 @@ DEFERRED: dict[str, tuple[str, tuple[str, ...]]] = {
 """Default protocols loaded on first use: name → (module that must be installed, the adapter's service names)."""
 
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
+"""``grpc_reflection.v1alpha.reflection.SERVICE_NAME``, known without importing it."""
 
 
 class ProtocolAdapter(Protocol):
@@ -228,16 +230,21 @@ class ConnectorServer:
         self._health = health.aio.HealthServicer()
         generic = GenericOnly(server)  # registered methods would tax every call (see GenericOnly)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, generic)
-        names = [*self.service_names, health.SERVICE_NAME]
-        if config.reflection:
-            from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
-
-            names.append(reflection.SERVICE_NAME)
-            servicer = reflection.aio.ReflectionServicer(names)
+        if config.reflection:  # loaded on its first call: grpc_reflection and its protos cost start-up time
+            names = [*self.service_names, health.SERVICE_NAME, REFLECTION_SERVICE]
             deferred = [a for a in self.adapters if isinstance(a, DeferredAdapter)]
-            if deferred:  # reflection answers from the descriptor pool: load those protocols' protos first
-                server.add_generic_rpc_handlers((LoadFirst(deferred, [reflection.SERVICE_NAME]),))
-            reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, generic)
+
+            def reflection_servicer(collector: Collector) -> None:
+                from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+
+                for adapter in deferred:  # reflection answers from the descriptor pool: their protos first
+                    adapter.load()
+                servicer = reflection.aio.ReflectionServicer(names)
+                reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, collector)
+
+            server.add_generic_rpc_handlers(
+                (DeferredHandler([REFLECTION_SERVICE], reflection_servicer, "server reflection"),)
+            )
         address = f"{config.host}:{config.port}"
         credentials = _credentials(config)
         try:

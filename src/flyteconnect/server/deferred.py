@@ -1,10 +1,11 @@
-"""Protocol adapters loaded on their first call instead of at start.
+"""gRPC services whose code loads on their first call instead of at start.
 
-A protocol served by default (Flyte 2) costs its protos, converters and handlers at start-up, before the first
-answer, even on servers no Flyte 2 executor ever calls. ``DeferredAdapter`` stands in for it: its service names are
-known up front (health and reflection list them from the start) and one generic handler claims its methods; the
-adapter's module is imported, and its real handlers built, when the first call for one of them arrives, or when
-``load`` is called (the server does that before answering a reflection request, which needs the descriptors).
+A protocol served by default (Flyte 2) and server reflection cost their protos and handlers at start-up, before the
+first answer, on servers most of which never see a Flyte 2 or reflection call. ``DeferredHandler`` is a generic
+handler claiming some services by name: the real handlers are built (imports and all) when the first call for one of
+them arrives. Service names are known up front, so health and reflection list them from the start.
+``DeferredAdapter`` is a protocol adapter built on it: its module is imported on first use (or on ``load``: the
+server loads deferred protocols before answering a reflection request, which reads descriptors from the pool).
 """
 
 from __future__ import annotations
@@ -12,30 +13,74 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 
 if TYPE_CHECKING:
     from flyteconnect.server.dispatch import Dispatcher
 
-__all__ = ["DeferredAdapter", "LoadFirst"]
+__all__ = ["Collector", "DeferredAdapter", "DeferredHandler"]
 
 log = logging.getLogger("flyteconnect.server")
 
 
-class _Collector:
-    """Stands in for the server while a deferred adapter registers: keeps its generic handlers."""
+class Collector:
+    """Stands in for the server while deferred handlers are built: keeps generic handlers, drops registered ones."""
 
     def __init__(self) -> None:
         self.handlers: list[grpc.GenericRpcHandler] = []
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
+        """Keep ``handlers``."""
         self.handlers.extend(handlers)
 
     def add_registered_method_handlers(self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
-        """Ignored: the generic handlers cover the same methods."""
+        """Ignored: generated code adds a generic handler for the same methods (see ``GenericOnly``)."""
+
+
+class DeferredHandler:
+    """A generic handler for ``services`` whose real handlers ``build(collector)`` registers on the first call."""
+
+    def __init__(self, services: Sequence[str], build: Callable[[Collector], None], what: str) -> None:
+        self._prefixes = tuple(f"/{s}/" for s in services)
+        self._build = build
+        self._what = what
+        self._handlers: list[grpc.GenericRpcHandler] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the real handlers have been built."""
+        return self._handlers is not None
+
+    def load(self) -> None:
+        """Build the real handlers (once; a failure is logged and the services' methods stay unknown)."""
+        if self._handlers is not None:
+            return
+        with self._lock:
+            if self._handlers is not None:
+                return
+            collector = Collector()
+            try:
+                self._build(collector)
+            except Exception:
+                log.exception("%s failed to load: its calls answer UNIMPLEMENTED", self._what)
+                collector.handlers = []
+            self._handlers = collector.handlers
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        """The real handler of a call for one of the services (building them first if needed), else None."""
+        if not handler_call_details.method.startswith(self._prefixes):
+            return None
+        if self._handlers is None:
+            self.load()
+        for generic in self._handlers or ():
+            found = generic.service(handler_call_details)
+            if found is not None:
+                return found
+        return None
 
 
 class DeferredAdapter:
@@ -45,79 +90,25 @@ class DeferredAdapter:
         self.name = name
         self.service_names: Sequence[str] = tuple(service_names)
         self._target = target
-        self._prefixes = tuple(f"/{s}/" for s in self.service_names)
-        self._dispatcher: Dispatcher | None = None
-        self._handlers: list[grpc.GenericRpcHandler] | None = None
-        self._lock = threading.Lock()
+        self._handler: DeferredHandler | None = None
 
     def add_to_server(self, server: grpc.aio.Server, dispatcher: Dispatcher) -> None:
-        """Claim the protocol's methods on ``server``; nothing is imported yet."""
-        self._dispatcher = dispatcher
-        server.add_generic_rpc_handlers((_Handler(self),))
+        """Claim the protocol's services on ``server``; nothing is imported yet."""
+
+        def build(collector: Collector) -> None:
+            module_name, attr = self._target.split(":")
+            adapter = getattr(importlib.import_module(module_name), attr)
+            adapter.add_to_server(collector, dispatcher)
+
+        self._handler = DeferredHandler(self.service_names, build, f"protocol {self.name}")
+        server.add_generic_rpc_handlers((self._handler,))
 
     @property
     def loaded(self) -> bool:
         """Whether the real adapter has been imported and registered."""
-        return self._handlers is not None
+        return self._handler is not None and self._handler.loaded
 
     def load(self) -> None:
-        """Import the adapter and build its handlers (once; a failure is logged and its methods stay unknown)."""
-        if self._handlers is not None:
-            return
-        with self._lock:
-            if self._handlers is not None or self._dispatcher is None:
-                return
-            collector = _Collector()
-            try:
-                module_name, attr = self._target.split(":")
-                adapter = getattr(importlib.import_module(module_name), attr)
-                adapter.add_to_server(cast(Any, collector), self._dispatcher)
-            except Exception:
-                log.exception("protocol %s failed to load: its calls answer UNIMPLEMENTED", self.name)
-                collector.handlers = []
-            self._handlers = collector.handlers
-
-    def claims(self, method: str) -> bool:
-        """Whether ``method`` (``/package.Service/Method``) belongs to one of this protocol's services."""
-        return method.startswith(self._prefixes)
-
-    def handler(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        """The real handler of the call (loading the adapter first if needed)."""
-        if self._handlers is None:
-            self.load()
-        for generic in self._handlers or ():
-            found = generic.service(details)
-            if found is not None:
-                return found
-        return None
-
-
-class _Handler:
-    """The generic handler a ``DeferredAdapter`` registers."""
-
-    def __init__(self, adapter: DeferredAdapter) -> None:
-        self._adapter = adapter
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        if not self._adapter.claims(handler_call_details.method):
-            return None
-        return self._adapter.handler(handler_call_details)
-
-
-class LoadFirst:
-    """Loads deferred adapters when a call for one of ``services`` arrives, then lets the next handler answer it.
-
-    Registered just before the reflection servicer: reflection reads descriptors from the default pool, which holds
-    a deferred protocol's services only once its module is imported.
-    """
-
-    def __init__(self, adapters: Sequence[DeferredAdapter], services: Sequence[str]) -> None:
-        self._adapters = tuple(adapters)
-        self._prefixes = tuple(f"/{s}/" for s in services)
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        """Load the deferred adapters if the call is for one of ``services``; never answers the call itself."""
-        if handler_call_details.method.startswith(self._prefixes):
-            for adapter in self._adapters:
-                adapter.load()
-        return None
+        """Import and register the real adapter now (after ``add_to_server``)."""
+        if self._handler is not None:
+            self._handler.load()
