@@ -6,7 +6,6 @@ supervisor (``workers``). Prints ``listening on HOST:PORT`` once serving (parsea
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import sys
@@ -220,6 +219,8 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
         sys.exit(_supervise(ctx, opts))
     config = _server_config(opts, max_size)
     try:
+        import asyncio  # here, not at the top: imported with the collector off (see serve)
+
         asyncio.run(_serve(result.registry, config, worker))
     except (OSError, RuntimeError, ValueError) as e:
         raise click.ClickException(str(e)) from None
