@@ -48,6 +48,7 @@ class DeferredHandler:
         self._build = build
         self._what = what
         self._handlers: list[grpc.GenericRpcHandler] | None = None
+        self._found: dict[str, grpc.RpcMethodHandler] = {}
         self._lock = threading.Lock()
 
     @property
@@ -72,13 +73,18 @@ class DeferredHandler:
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The real handler of a call for one of the services (building them first if needed), else None."""
-        if not handler_call_details.method.startswith(self._prefixes):
+        method = handler_call_details.method
+        found = self._found.get(method)
+        if found is not None:  # every call after a method's first: one lookup
+            return found
+        if not method.startswith(self._prefixes):
             return None
         if self._handlers is None:
             self.load()
         for generic in self._handlers or ():
             found = generic.service(handler_call_details)
             if found is not None:
+                self._found[method] = found
                 return found
         return None
 

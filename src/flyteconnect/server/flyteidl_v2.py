@@ -267,6 +267,7 @@ class ConnectorMetadataService:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
+        self._listed: tuple[Any, connector_pb2.ListConnectorsResponse] | None = None
 
     async def GetConnector(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetConnectorResponse:
         """One connector's metadata; unknown name → NOT_FOUND."""
@@ -282,9 +283,13 @@ class ConnectorMetadataService:
     ) -> connector_pb2.ListConnectorsResponse:
         """Every served connector with its task categories (sync ones included: they are served through CreateTask)."""
         infos = self._d.list_connectors()
-        return connector_pb2.ListConnectorsResponse(
-            connectors=[cv.connector_to_v2(info.name, info.categories) for info in infos]
-        )
+        listed = self._listed
+        if listed is None or listed[0] is not infos:  # built once per registry snapshot
+            reply = connector_pb2.ListConnectorsResponse(
+                connectors=[cv.connector_to_v2(info.name, info.categories) for info in infos]
+            )
+            listed = self._listed = (infos, reply)
+        return listed[1]  # shared and read-only: grpc only serializes it
 
 
 def _write(uri: str, data: bytes) -> None:
