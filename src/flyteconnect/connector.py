@@ -13,6 +13,7 @@ import functools
 import importlib
 import inspect
 import json
+import operator
 import sys
 import types
 import typing
@@ -278,22 +279,28 @@ def _dataclass_decoder(cls: type) -> Decoder:
     required = _required_fields(cls)
     name = cls.__name__
     exact = {key: hint for key, hint in hints.items() if hint in (str, int, bool)}
-    exact_get = exact.get
     count = len(fields)
+    names = tuple(fields)
+    types_in_order = tuple(exact.get(key) for key in names)
+    values_of = operator.itemgetter(*names) if count > 1 else (lambda d: (d[names[0]],))
+    positional = not any(getattr(f, "kw_only", False) for f in dataclasses.fields(cls) if f.init)
 
     def decode_flat(value: Any) -> Any:
-        # Every field is a str, int or bool (the common job handle) and encode() writes all of them: check the
-        # count and each value's type in one loop (an unknown key has no type), no call per field. Anything else
-        # (omitted defaults, unknown keys, wrong types) goes through ``decode``, which handles and describes it.
-        if type(value) is not dict or len(value) != count:
-            return decode(value)
-        for key, item in value.items():
-            if type(item) is not exact_get(key):
+        # Every field is a str, int or bool (the common job handle) and encode() writes all of them: fetch the
+        # values in field order and compare their types in one step, in C, then call the constructor positionally.
+        # Anything else (omitted defaults, unknown keys, wrong types) goes through ``decode``, which handles and
+        # describes it.
+        if type(value) is dict and len(value) == count:
+            try:
+                args = values_of(value)
+            except KeyError:  # an unknown key in place of a field
                 return decode(value)
-        try:
-            return cls(**value)
-        except Exception:
-            return decode(value)
+            if tuple(map(type, args)) == types_in_order:
+                try:
+                    return cls(*args) if positional else cls(**value)
+                except Exception:
+                    return decode(value)
+        return decode(value)
 
     def decode(value: Any) -> Any:
         if not isinstance(value, dict):
@@ -471,10 +478,13 @@ class Resource:
             pb.message = self.message
         if self.log_links:
             pb.log_links.extend(self.log_links_to_flyte_idl())
-        if self.outputs is not None:
-            to_literal_map_proto = _literals().to_literal_map_proto
+        outputs = self.outputs
+        if outputs is not None:
             pb.outputs.SetInParent()  # empty outputs are still present, as with CopyFrom
-            to_literal_map_proto(self.outputs, into=pb.outputs)
+            if type(outputs) is dict:
+                _literals().to_literal_map(outputs, what="output", into=pb.outputs)
+            else:
+                _literals().to_literal_map_proto(outputs, into=pb.outputs)
         if self.custom_info:
             custom_info = self.custom_info_to_flyte_idl()
             if custom_info is not None:
