@@ -178,3 +178,37 @@ def test_flat_decode_fast_path_keeps_every_check() -> None:
     for data, message in cases.items():
         with pytest.raises(ResourceMetaError, match=re.escape(message)):
             Flat.decode(data)
+
+
+@dataclass
+class OneField(ResourceMeta):
+    job_id: str
+
+
+@dataclass(kw_only=True)
+class KeywordOnly(ResourceMeta):
+    region: str
+    job_id: str
+
+
+@dataclass
+class Checked(ResourceMeta):
+    job_id: str
+
+    def __post_init__(self) -> None:
+        if not self.job_id.startswith("j-"):
+            raise ValueError("job ids start with j-")
+
+
+def test_flat_decode_handles_one_field_keyword_only_and_post_init() -> None:
+    assert OneField.decode(OneField("j").encode()) == OneField("j")
+    with pytest.raises(ResourceMetaError, match="unknown field"):
+        OneField.decode(b'{"other": "j"}')
+    meta = KeywordOnly(region="eu", job_id="j")
+    assert KeywordOnly.decode(meta.encode()) == meta
+    # JSON order different from the field order: values still land on the right fields
+    assert KeywordOnly.decode(b'{"job_id": "j", "region": "eu"}') == meta
+    assert Flat.decode(b'{"region": "r", "done": true, "job_id": "j", "attempt": 3}') == Flat("j", "r", 3, True)
+    assert Checked.decode(b'{"job_id": "j-1"}') == Checked("j-1")
+    with pytest.raises(ResourceMetaError, match="Checked rejected the values: job ids start with j-"):
+        Checked.decode(b'{"job_id": "x"}')
