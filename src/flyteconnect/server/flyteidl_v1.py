@@ -39,6 +39,7 @@ SYNC_SERVICE = "flyteidl.service.SyncAgentService"
 METADATA_SERVICE = "flyteidl.service.AgentMetadataService"
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
+_DELETED = agent_pb2.DeleteTaskResponse()  # empty and shared: grpc only serializes replies
 
 
 def _key(request: Any) -> tuple[str, int]:
@@ -123,7 +124,7 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
             await self._d.delete(_key(req), req.resource_meta, timeout=context.time_remaining())
         except CallFailed as e:
             return await abort(context, e)
-        return agent_pb2.DeleteTaskResponse()
+        return _DELETED
 
     async def GetTaskMetrics(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetTaskMetricsResponse:
         """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""

@@ -42,6 +42,7 @@ log = logging.getLogger("flyteconnect.server")
 
 ASYNC_SERVICE = "flyteidl2.connector.AsyncConnectorService"
 METADATA_SERVICE = "flyteidl2.connector.ConnectorMetadataService"
+_DELETED = connector_pb2.DeleteTaskResponse()  # empty and shared: grpc only serializes replies
 
 
 def _get_response(resource: Resource) -> connector_pb2.GetTaskResponse:
@@ -216,13 +217,13 @@ class AsyncConnectorService:
             entry = self._d.lookup(key)
             if entry.connector.is_sync:
                 entry.ops["delete"].success.inc()
-                return connector_pb2.DeleteTaskResponse()
+                return _DELETED
             kwargs, secrets = _connection(req)
             with _secrets(secrets):
                 await self._d.delete(key, req.resource_meta, timeout=context.time_remaining(), **kwargs)
         except CallFailed as e:
             return await abort(context, e)
-        return connector_pb2.DeleteTaskResponse()
+        return _DELETED
 
     async def GetTaskMetrics(
         self, request: Any, context: grpc.aio.ServicerContext
