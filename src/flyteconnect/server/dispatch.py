@@ -11,6 +11,7 @@ Protocol adapters (``flyteidl_v1``, ``flyteidl_v2``) turn requests into the SDK'
     async for page in d.get_logs(key, resource_meta_bytes, convert=check, timeout=t, **extra): ...
     infos          = d.list_connectors();  info = d.get_connector(name)
     entry          = d.lookup(key)  # the connector for a category, or CallFailed(NOT_FOUND)
+    with d.bounded(seconds): ...    # an adapter's own awaits (reading a stream) on the shared timer: TimeoutError
 
 - ``key`` is ``(task_type_name, version)`` (a tuple, the fast path) or a ``TaskCategory``.
 - ``timeout`` is the caller's remaining deadline in seconds (``context.time_remaining()``) or None. Each connector
