@@ -3,12 +3,14 @@
 Plain flyteidl and flyteidl2 protos only (no flyteconnect imports), so the bare servicer and the load generator share
 them with no framework cost. The request shapes are what Propeller sends for a typical connector task: a template with
 a custom struct and a typed interface, a few inputs, execution metadata with labels and annotations. The Flyte 2
-builders (``v2_*``) carry the same job handle and outputs in flyteidl2's messages.
+builders (``v2_*``) carry the same job handle and outputs in flyteidl2's messages; they import flyteidl2 when called,
+so the benchmark connectors (which use this module's constants) load what a real connector module loads.
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from flyteidl.admin import agent_pb2
 from flyteidl.core import (
@@ -18,10 +20,11 @@ from flyteidl.core import (
     tasks_pb2,
     types_pb2,
 )
-from flyteidl2.connector import connector_pb2 as v2_connector_pb2
-from flyteidl2.core import literals_pb2 as v2_literals_pb2
-from flyteidl2.task import common_pb2 as v2_common_pb2
 from google.protobuf import duration_pb2, struct_pb2
+
+if TYPE_CHECKING:
+    from flyteidl2.connector import connector_pb2 as v2_connector_pb2
+    from flyteidl2.task import common_pb2 as v2_common_pb2
 
 # Task types served by benchmarks/connectors.py (and benchmarks/flytekit_connectors.py): one per behaviour.
 ASYNC_TYPE = "bench"  # async def create/get/delete, answers at once
@@ -193,6 +196,8 @@ def get_request(task_type: str = ASYNC_TYPE, done: bool = True) -> agent_pb2.Get
 
 def v2_get_request(task_type: str = ASYNC_TYPE, done: bool = True) -> v2_connector_pb2.GetTaskRequest:
     """Flyte 2 GetTask (``flyteidl2.connector``): task_category, resource_meta and output_prefix, no connection."""
+    from flyteidl2.connector import connector_pb2 as v2_connector_pb2
+
     return v2_connector_pb2.GetTaskRequest(
         resource_meta=META_DONE if done else META_RUNNING,
         task_category=v2_connector_pb2.TaskCategory(name=task_type, version=0),
@@ -246,6 +251,9 @@ def list_agents_response() -> agent_pb2.ListAgentsResponse:
 
 def v2_outputs() -> v2_common_pb2.Outputs:
     """OUTPUTS_PY as Flyte 2 ``Outputs`` (named literals, same values and order as ``outputs_literal_map``)."""
+    from flyteidl2.core import literals_pb2 as v2_literals_pb2
+    from flyteidl2.task import common_pb2 as v2_common_pb2
+
     literals = outputs_literal_map().literals
     return v2_common_pb2.Outputs(
         literals=[
@@ -259,6 +267,8 @@ def v2_outputs() -> v2_common_pb2.Outputs:
 
 def v2_resource(done: bool) -> v2_connector_pb2.Resource:
     """``resource(done)`` as a ``flyteidl2.connector.Resource`` (Flyte 2 has phase only, no state)."""
+    from flyteidl2.connector import connector_pb2 as v2_connector_pb2
+
     if done:
         return v2_connector_pb2.Resource(phase=3, outputs=v2_outputs(), message="job bench-job-000001 done")  # type: ignore[arg-type]
     return v2_connector_pb2.Resource(phase=2, message="job bench-job-000001 running")  # type: ignore[arg-type]
