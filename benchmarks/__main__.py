@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--calls", type=int, help="calls counted per scenario with --instructions (default 1000, smoke 20)")
     p.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="servers on CPU 0, h2load on CPU 1: steadier ratios on a shared machine (--workers 2 is left out)",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--seconds", type=float, help="length of one measured run (default 1.2, smoke 0.3)")
     p.add_argument("--rounds", type=int, help="rounds; medians count (default 5, smoke 1)")
@@ -101,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         specs["flytekit"] = servers.flytekit_spec(_flytekit_venv(args.flytekit_venv))
 
     settings = runner.Settings(scenarios=selected, specs=specs, pool_size=args.pool_size, work_dir=work)
+    if args.pin:
+        if (os.cpu_count() or 1) < 2:
+            parser.error("--pin needs at least 2 CPUs")
+        # Two workers against one bare process is a question of cores: pinned to one it means nothing.
+        dropped = [sc.name for sc in selected if sc.subject != "flyteconnect"]
+        settings.scenarios = [sc for sc in selected if sc.subject == "flyteconnect"]
+        if dropped:
+            print(f"--pin: left out {', '.join(dropped)} (compares processes on several cores)", flush=True)
+        settings.server_cpus, settings.load_cpus = (0,), (1,)
+        settings.mode = "pinned"
     if args.smoke:
         settings.seconds, settings.rounds, settings.startup_runs = 0.3, 1, 1
         settings.in_flight_cap, settings.min_requests, settings.mode = 32, 50, "smoke"

@@ -102,6 +102,7 @@ def run_h2load(
     streams: int,
     threads: int = 1,
     timeout: float = 600.0,
+    cpus: tuple[int, ...] | None = None,
 ) -> H2Result:
     """POST ``body`` (gRPC frames) to ``url`` ``requests`` times over ``clients`` connections x ``streams`` streams."""
     exe = ensure_h2load()
@@ -127,7 +128,8 @@ def run_h2load(
             f"--log-file={log}",
             url,
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=pin)
         out = proc.stdout
         finished, counts, traffic = _FINISHED.search(out), _REQUESTS.search(out), _TRAFFIC.search(out)
         if proc.returncode != 0 or not (finished and counts and traffic):

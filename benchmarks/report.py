@@ -113,6 +113,11 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"thread pool for `def` connectors: {st['pool_size']}. Load generator: h2load replaying gRPC frames.",
         "",
     ]
+    if st.get("server_cpus"):
+        lines[-1:-1] = [
+            f"Pinned (`--pin`): every server on CPU {st['server_cpus']}, h2load on CPU {st['load_cpus']}; the "
+            "servers' own threads share their CPU, so the ratios are per-call efficiency on one core.",
+        ]
     head = "| Scenario | in flight | bare req/s | flyteconnect req/s | ratio | target |"
     sep = "|---|--:|--:|--:|--:|--:|"
     if fk:

@@ -49,6 +49,10 @@ class Settings:
     """Size the measured runs from a warm-up run (off: fixed small sizes, for smoke runs)."""
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flyteconnect-bench-")))
     mode: str = "full"
+    server_cpus: tuple[int, ...] | None = None
+    """``--pin``: every server runs on these CPUs (all its threads)..."""
+    load_cpus: tuple[int, ...] | None = None
+    """... and h2load on these, so the two never share a core and the scheduler cannot move them around."""
 
 
 def machine_info() -> dict[str, Any]:
@@ -120,7 +124,7 @@ def _run(server: RunningServer, scenario: Scenario, body: Path, requests: int, f
     clients = min(scenario.clients, in_flight)
     streams = max(1, -(-in_flight // clients))
     cpu0 = server.cpu_seconds()
-    result: H2Result = run_h2load(server.url(scenario.path), body, requests, clients, streams)
+    result: H2Result = run_h2load(server.url(scenario.path), body, requests, clients, streams, cpus=s.load_cpus)
     cpu = server.cpu_seconds() - cpu0
     good = result.body_bytes / frame_bytes if frame_bytes else result.succeeded
     return {
@@ -137,11 +141,11 @@ def _run(server: RunningServer, scenario: Scenario, body: Path, requests: int, f
     }
 
 
-def _startup(spec: ServerSpec, runs: int, work_dir: Path, log: Log) -> dict[str, Any]:
+def _startup(spec: ServerSpec, runs: int, work_dir: Path, log: Log, cpus: tuple[int, ...] | None) -> dict[str, Any]:
     """Median spawn-to-first-ListAgents time over ``runs`` fresh processes, and the idle RSS after it."""
     times, rss = [], []
     for _ in range(runs):
-        server = start(spec, work_dir / "logs")
+        server = start(spec, work_dir / "logs", cpus=cpus)
         try:
             time.sleep(0.3)  # let lazy imports and the first GC settle before reading idle memory
             rss.append(server.rss_mib())
@@ -165,14 +169,14 @@ def run_suite(s: Settings, log: Log = print) -> dict[str, Any]:
     for label in labels:
         servers_report[label] = {
             "description": s.specs[label].description,
-            **_startup(s.specs[label], s.startup_runs, s.work_dir, log),
+            **_startup(s.specs[label], s.startup_runs, s.work_dir, log, s.server_cpus),
         }
 
     running: dict[str, RunningServer] = {}
     results: list[dict[str, Any]] = []
     try:
         for label in labels:
-            running[label] = start(s.specs[label], s.work_dir / "logs")
+            running[label] = start(s.specs[label], s.work_dir / "logs", cpus=s.server_cpus)
         plans = [_plan(sc, running, s) for sc in s.scenarios]
 
         # Warm up each pair once and size the measured runs from the warm-up rate.
@@ -219,6 +223,8 @@ def run_suite(s: Settings, log: Log = print) -> dict[str, Any]:
             "rounds": s.rounds,
             "pool_size": s.pool_size,
             "in_flight_cap": s.in_flight_cap,
+            "server_cpus": list(s.server_cpus) if s.server_cpus else None,
+            "load_cpus": list(s.load_cpus) if s.load_cpus else None,
         },
         "servers": servers_report,
         "scenarios": results,

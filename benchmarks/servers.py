@@ -193,8 +193,18 @@ def _compile_sources() -> None:
         _COMPILED = True
 
 
-def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0) -> RunningServer:
-    """Launch ``spec`` on a free port and return once it answered ListAgents; startup_s is spawn to first answer."""
+def pinned_to(cpus: tuple[int, ...] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` restricting a child process (and every thread it starts) to ``cpus``; None: no restriction."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0, cpus: tuple[int, ...] | None = None) -> RunningServer:
+    """Launch ``spec`` on a free port and return once it answered ListAgents; startup_s is spawn to first answer.
+
+    ``cpus`` pins the server process to those CPUs (``--pin``).
+    """
     _compile_sources()
     port = _free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +213,9 @@ def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0) -> RunningServ
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     with log_path.open("wb") as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(spec.argv(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            spec.argv(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pinned_to(cpus)
+        )
     try:
         _wait_for_list_agents(proc, port, time.monotonic() + timeout, log_path)
     except BaseException:

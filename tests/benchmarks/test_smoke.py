@@ -78,3 +78,20 @@ def test_unknown_scenario_is_a_clear_error() -> None:
     proc = _run(["--scenario", "no_such_scenario"], timeout=30)
     assert proc.returncode != 0
     assert "unknown scenario(s) no_such_scenario; known: list_agents" in proc.stderr
+
+
+def test_pinned_child_processes_run_on_the_given_cpu() -> None:
+    import subprocess
+    import sys
+
+    from benchmarks.servers import pinned_to
+
+    assert pinned_to(None) is None
+    out = subprocess.run(
+        [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+        capture_output=True,
+        text=True,
+        preexec_fn=pinned_to((0,)),
+        check=True,
+    ).stdout
+    assert out.strip() == "[0]"
