@@ -149,6 +149,8 @@ class LogsConnector(AsyncConnectorBase[LogMeta]):
 
     async def get_logs(self, resource_meta, lines=0, token="", **kwargs):
         yield agent_pb2.GetTaskLogsResponse(header=agent_pb2.GetTaskLogsResponseHeader(token="t1"))
+        if resource_meta.job_id == "stall":  # the log source stops answering after the first page
+            await asyncio.sleep(30)
         for page in range(int(lines) or 3):
             await asyncio.sleep(0)
             yield agent_pb2.GetTaskLogsResponseBody(results=[f"line {page}"])

@@ -204,3 +204,29 @@ async def test_a_silent_sync_client_is_cut_off_by_the_server_bound() -> None:
             assert [r async for r in stubs.sync.ExecuteTaskSync(iter([HEADER, INPUTS]), timeout=5)]
         finally:
             await stubs.channel.close()
+
+
+async def test_a_log_stream_that_stops_producing_pages_is_cut_off_per_page() -> None:
+    """Each page of an async-generator get_logs is bounded by the connector timeout; pages sent before stay sent."""
+    from flyteconnect.registry import ConnectorRegistry
+    from flyteconnect.server.app import serve_in_thread
+
+    from . import connectors
+    from .conftest import make_config, open_stubs
+
+    with serve_in_thread(ConnectorRegistry(connectors.ALL), make_config(timeout=0.3)) as handle:
+        stubs = await open_stubs(handle.address)
+        try:
+            meta = connectors.LogMeta(job_id="stall").encode()
+            request = agent_pb2.GetTaskLogsRequest(
+                task_category=agent_pb2.TaskCategory(name="logs"), resource_meta=meta
+            )
+            pages = []
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for page in stubs.async_.GetTaskLogs(request, timeout=10):
+                    pages.append(page)
+            assert [p.header.token for p in pages] == ["t1"]
+            assert info.value.code() == Code.DEADLINE_EXCEEDED
+            assert "Logs Connector get_logs produced no page within 0.3s" in (info.value.details() or "")
+        finally:
+            await stubs.channel.close()

@@ -76,7 +76,7 @@ from flyteconnect.server.errors import (
 from flyteconnect.server.metrics import LATENCY_BUCKETS, OpMetrics, ServerMetrics
 from flyteconnect.server.watchdog import LoopWatchdog, Stall
 
-__all__ = ["DispatchConfig", "Dispatcher", "Entry", "default_threads", "timeout_after"]
+__all__ = ["DispatchConfig", "Dispatcher", "Entry", "default_threads"]
 
 log = logging.getLogger("flyteconnect.server")
 
@@ -84,37 +84,6 @@ T = TypeVar("T")
 
 _VALID_PHASES = frozenset(int(p) for p in Phase if p is not Phase.UNDEFINED)
 _TERMINAL = frozenset({int(Phase.SUCCEEDED), int(Phase.FAILED), int(Phase.ABORTED), int(Phase.RETRYABLE_FAILED)})
-
-
-class _Timeout310:
-    """``asyncio.timeout`` for Python 3.10: cancel the current task after ``delay``, raise TimeoutError."""
-
-    def __init__(self, delay: float) -> None:
-        self._delay = delay
-        self._fired = False
-        self._handle: asyncio.TimerHandle | None = None
-
-    def _fire(self, task: asyncio.Task[Any]) -> None:
-        self._fired = True
-        task.cancel()
-
-    async def __aenter__(self) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handle = asyncio.get_running_loop().call_later(self._delay, self._fire, task)
-
-    async def __aexit__(self, et: Any, e: Any, tb: Any) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        if et is asyncio.CancelledError and self._fired:
-            raise TimeoutError
-
-
-timeout_after: Any
-if sys.version_info >= (3, 11):
-    timeout_after = asyncio.timeout
-else:  # pragma: no cover
-    timeout_after = _Timeout310
 
 
 def default_threads() -> int:
@@ -295,6 +264,15 @@ class _Deadlines:
         if self.calls:
             self.arm()
 
+    def claim(self, task: asyncio.Task[Any]) -> bool:
+        """Whether this timer cancelled ``task``; if so, take that cancellation back so the task can go on."""
+        if task not in self.fired:
+            return False
+        self.fired.discard(task)
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        return True
+
     def close(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
@@ -302,13 +280,17 @@ class _Deadlines:
 
 
 class _DeadlineScope:
-    """``with``: the current task's awaits inside the block are bounded by ``_Deadlines``; TimeoutError after."""
+    """``with``: the current task's awaits inside the block are bounded by ``_Deadlines``; ``error()`` is raised when
+    the bound passes (TimeoutError by default)."""
 
-    __slots__ = ("_bound", "_deadlines", "_task")
+    __slots__ = ("_bound", "_deadlines", "_error", "_task")
 
-    def __init__(self, deadlines: _Deadlines, bound: float | None) -> None:
+    def __init__(
+        self, deadlines: _Deadlines, bound: float | None, error: Callable[[], BaseException] = TimeoutError
+    ) -> None:
         self._deadlines = deadlines
         self._bound = bound
+        self._error = error
         self._task: asyncio.Task[Any] | None = None
 
     def __enter__(self) -> None:
@@ -326,11 +308,8 @@ class _DeadlineScope:
             return
         deadlines = self._deadlines
         deadlines.calls.pop(task, None)
-        if et is asyncio.CancelledError and task in deadlines.fired:
-            deadlines.fired.discard(task)
-            if sys.version_info >= (3, 11):
-                task.uncancel()
-            raise TimeoutError
+        if et is asyncio.CancelledError and deadlines.claim(task):
+            raise self._error() from None
 
 
 class Dispatcher:
@@ -584,6 +563,7 @@ class Dispatcher:
                     if bound is None:
                         result = await method.func(**kwargs)
                     else:
+                        # _bounded() inlined: the hot path saves a coroutine and a context manager per call.
                         task = asyncio.current_task()
                         deadlines = self._deadlines
                         deadlines.calls[task] = time.monotonic() + bound  # type: ignore[index]
@@ -592,9 +572,9 @@ class Dispatcher:
                         try:
                             result = await method.func(**kwargs)
                         except asyncio.CancelledError:
-                            if task not in deadlines.fired:
+                            if not deadlines.claim(task):  # type: ignore[arg-type]
                                 raise
-                            raise self._timed_out(entry, method, task, bound) from None  # type: ignore[arg-type]
+                            raise self._timed_out(entry, method, bound) from None
                         finally:
                             deadlines.calls.pop(task, None)  # type: ignore[arg-type]
                     if check is not None:
@@ -706,11 +686,8 @@ class Dispatcher:
                 try:
                     while True:
                         try:
-                            if bound is None:
+                            with self.bounded(bound):
                                 page = await agen.__anext__()
-                            else:
-                                async with timeout_after(bound):
-                                    page = await agen.__anext__()
                         except StopAsyncIteration:
                             break
                         except TimeoutError:
@@ -773,10 +750,6 @@ class Dispatcher:
     ) -> Any:
         """Run one connector method the way it was declared, within ``bound`` seconds, then ``post`` on its result."""
         if method.is_async and method.name not in entry.quarantined:
-            # The hot path, inlined: no extra coroutine level between the handler and the connector.
-            if bound is None:
-                result = await method.func(**kwargs)
-                return post(result) if post is not None else result
             result = await self._bounded(entry, method, method.func(**kwargs), bound)
             return post(result) if post is not None else result
         if method.is_async:
@@ -792,28 +765,11 @@ class Dispatcher:
         return post(result) if post is not None else result
 
     async def _bounded(self, entry: Entry, method: ConnectorMethod, awaitable: Any, bound: float | None) -> Any:
-        if bound is None:
+        with _DeadlineScope(self._deadlines, bound, lambda: self._timed_out(entry, method, bound or 0.0)):
             return await awaitable
-        task = asyncio.current_task()
-        assert task is not None
-        deadlines = self._deadlines
-        deadlines.calls[task] = time.monotonic() + bound
-        if deadlines.timer is None:
-            deadlines.arm()
-        try:
-            return await awaitable
-        except asyncio.CancelledError:
-            if task not in deadlines.fired:
-                raise
-            raise self._timed_out(entry, method, task, bound) from None
-        finally:
-            deadlines.calls.pop(task, None)
 
-    def _timed_out(self, entry: Entry, method: ConnectorMethod, task: asyncio.Task[Any], bound: float) -> CallTimeout:
-        """Our bound cancelled ``task``: undo that cancellation and describe the timeout."""
-        self._deadlines.fired.discard(task)
-        if sys.version_info >= (3, 11):
-            task.uncancel()
+    def _timed_out(self, entry: Entry, method: ConnectorMethod, bound: float) -> CallTimeout:
+        """The error for a connector call our bound cancelled."""
         return CallTimeout(
             f"{entry.name} {method.name}() did not finish within {bound:.2f}s"
             " (the caller's deadline or the connector timeout)"
