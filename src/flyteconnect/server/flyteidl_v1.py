@@ -24,7 +24,15 @@ from flyteconnect.connector import Resource
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
 from flyteconnect.server.dispatch import Dispatcher
 from flyteconnect.server.errors import CallFailed
-from flyteconnect.server.grpc_util import abort, add_services, bidi_stream, parse, server_stream, unary
+from flyteconnect.server.grpc_util import (
+    SnapshotReply,
+    abort,
+    add_services,
+    bidi_stream,
+    parse,
+    server_stream,
+    unary,
+)
 
 __all__ = [
     "ADAPTER",
@@ -236,7 +244,9 @@ class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # 
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
-        self._listed: tuple[Any, agent_pb2.ListAgentsResponse] | None = None
+        self._listed = SnapshotReply(
+            lambda infos: agent_pb2.ListAgentsResponse(agents=[info.to_flyte_idl() for info in infos])
+        )
 
     async def GetAgent(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetAgentResponse:
         """One connector's metadata; unknown name → NOT_FOUND."""
@@ -249,11 +259,7 @@ class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # 
 
     async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.ListAgentsResponse:
         """Every served connector, with its task types, categories and is_sync (what Propeller routes by)."""
-        infos = self._d.list_connectors()
-        listed = self._listed
-        if listed is None or listed[0] is not infos:  # built once per registry snapshot (Propeller polls this)
-            listed = self._listed = (infos, agent_pb2.ListAgentsResponse(agents=[i.to_flyte_idl() for i in infos]))
-        return listed[1]  # shared and read-only: grpc only serializes it
+        return self._listed.get(self._d.list_connectors())
 
 
 class FlyteIdlV1:

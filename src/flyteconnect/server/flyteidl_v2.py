@@ -34,7 +34,7 @@ from flyteconnect.secrets import request_secrets
 from flyteconnect.server import v2_convert as cv
 from flyteconnect.server.dispatch import Dispatcher, Entry
 from flyteconnect.server.errors import CallFailed, to_status
-from flyteconnect.server.grpc_util import abort, add_services, parse, server_stream, unary
+from flyteconnect.server.grpc_util import SnapshotReply, abort, add_services, parse, server_stream, unary
 
 __all__ = ["ADAPTER", "AsyncConnectorService", "ConnectorMetadataService", "FlyteIdlV2"]
 
@@ -268,7 +268,11 @@ class ConnectorMetadataService:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
-        self._listed: tuple[Any, connector_pb2.ListConnectorsResponse] | None = None
+        self._listed = SnapshotReply(
+            lambda infos: connector_pb2.ListConnectorsResponse(
+                connectors=[cv.connector_to_v2(info.name, info.categories) for info in infos]
+            )
+        )
 
     async def GetConnector(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetConnectorResponse:
         """One connector's metadata; unknown name → NOT_FOUND."""
@@ -283,14 +287,7 @@ class ConnectorMetadataService:
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> connector_pb2.ListConnectorsResponse:
         """Every served connector with its task categories (sync ones included: they are served through CreateTask)."""
-        infos = self._d.list_connectors()
-        listed = self._listed
-        if listed is None or listed[0] is not infos:  # built once per registry snapshot
-            reply = connector_pb2.ListConnectorsResponse(
-                connectors=[cv.connector_to_v2(info.name, info.categories) for info in infos]
-            )
-            listed = self._listed = (infos, reply)
-        return listed[1]  # shared and read-only: grpc only serializes it
+        return self._listed.get(self._d.list_connectors())
 
 
 def _write(uri: str, data: bytes) -> None:

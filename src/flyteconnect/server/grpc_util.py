@@ -9,14 +9,24 @@ parsed request proto through, so servicer methods can be called directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
 from flyteconnect.server.errors import CallFailed
 
-__all__ = ["GenericOnly", "Handler", "abort", "add_services", "bidi_stream", "parse", "server_stream", "unary"]
+__all__ = [
+    "GenericOnly",
+    "Handler",
+    "SnapshotReply",
+    "abort",
+    "add_services",
+    "bidi_stream",
+    "parse",
+    "server_stream",
+    "unary",
+]
 
 M = TypeVar("M", bound=Message)
 
@@ -80,6 +90,24 @@ class GenericOnly:
 
     def add_registered_method_handlers(self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
         """Drop: the generic handler added just before covers these methods."""
+
+
+class SnapshotReply(Generic[M]):
+    """A reply built from ``Dispatcher.list_connectors()`` once per registry snapshot (the tuple's identity).
+
+    Propeller polls the metadata services; the reply is shared and read-only (grpc only serializes it).
+    """
+
+    def __init__(self, build: Callable[[Any], M]) -> None:
+        self._build = build
+        self._infos: Any = None
+        self._reply: M | None = None
+
+    def get(self, infos: Any) -> M:
+        """The reply for ``infos``, rebuilt only when they are not the tuple it was built from."""
+        if self._reply is None or infos is not self._infos:
+            self._reply, self._infos = self._build(infos), infos
+        return self._reply
 
 
 def add_services(server: grpc.aio.Server, services: Mapping[str, Iterable[Handler]]) -> None:
