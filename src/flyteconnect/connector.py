@@ -478,13 +478,9 @@ class Resource:
             pb.message = self.message
         if self.log_links:
             pb.log_links.extend(self.log_links_to_flyte_idl())
-        outputs = self.outputs
-        if outputs is not None:
+        if self.outputs is not None:
             pb.outputs.SetInParent()  # empty outputs are still present, as with CopyFrom
-            if type(outputs) is dict:
-                _literals().to_literal_map(outputs, what="output", into=pb.outputs)
-            else:
-                _literals().to_literal_map_proto(outputs, into=pb.outputs)
+            _literals().to_literal_map_proto(self.outputs, into=pb.outputs)
         if self.custom_info:
             custom_info = self.custom_info_to_flyte_idl()
             if custom_info is not None:

@@ -113,13 +113,8 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
         """Poll a job (the hot path)."""
         try:
             req = parse(agent_pb2.GetTaskRequest, request)
-            cat = req.task_category  # _key(req), inlined on the hot path
-            name = cat.name
             reply: agent_pb2.GetTaskResponse = await self._d.get(
-                (name, cat.version) if name else (req.task_type, 0),
-                req.resource_meta,
-                convert=_get_response,
-                timeout=context.time_remaining(),
+                _key(req), req.resource_meta, convert=_get_response, timeout=context.time_remaining()
             )
         except CallFailed as e:
             return await abort(context, e)
