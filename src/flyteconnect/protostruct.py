@@ -25,19 +25,8 @@ _MEMO_MAX_BYTES = 64 * 1024
 def struct_to_dict(struct: Any) -> dict[str, Any]:
     """A ``google.protobuf.Struct`` as a dict of plain Python values."""
     fields = struct.fields
-    out = {}
     # Not fields.items(): upb's map inherits a pure-Python ItemsView, several times slower than indexing.
-    for key in fields:
-        value = fields[key]
-        kind = value.WhichOneof("kind")
-        # Strings and booleans inline (most config values): a call per leaf would double the cost.
-        if kind == "string_value":
-            out[key] = value.string_value
-        elif kind == "bool_value":
-            out[key] = value.bool_value
-        else:
-            out[key] = value_to_python(value)
-    return out
+    return {key: value_to_python(fields[key]) for key in fields}
 
 
 def value_to_python(value: Any) -> Any:
