@@ -455,9 +455,7 @@ class Dispatcher:
         **extra: Any,
     ) -> Coroutine[Any, Any, bytes]:
         """Call ``create``; gives the encoded resource_meta."""
-        entry = self._entries.get(key) if type(key) is tuple else None  # type: ignore[arg-type]
-        if entry is None:
-            entry = self.lookup(key, "create")
+        entry = self.lookup(key, "create")
         self._observe_inputs(entry, inputs, input_bytes)
         kwargs = {
             "task_template": task_template,
@@ -479,9 +477,7 @@ class Dispatcher:
         **extra: Any,
     ) -> Coroutine[Any, Any, T]:
         """Call ``get`` (with the transient policy); gives ``convert(resource)`` (the Resource without it)."""
-        entry = self._entries.get(key) if type(key) is tuple else None  # type: ignore[arg-type]
-        if entry is None:
-            entry = self.lookup(key, "get")
+        entry = self.lookup(key, "get")
         return self._run(entry, "get", extra, resource_meta, _checked_resource, convert, timeout)
 
     def delete(
@@ -493,9 +489,7 @@ class Dispatcher:
         **extra: Any,
     ) -> Coroutine[Any, Any, None]:
         """Call ``delete``."""
-        entry = self._entries.get(key) if type(key) is tuple else None  # type: ignore[arg-type]
-        if entry is None:
-            entry = self.lookup(key, "delete")
+        entry = self.lookup(key, "delete")
         return self._run(entry, "delete", extra, resource_meta, None, None, timeout)
 
     def do(
