@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.proc import pinned_to
+
 __all__ = ["H2LoadError", "H2Result", "ensure_h2load", "run_h2load"]
 
 
@@ -128,8 +130,7 @@ def run_h2load(
             f"--log-file={log}",
             url,
         ]
-        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=pin)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=pinned_to(cpus))
         out = proc.stdout
         finished, counts, traffic = _FINISHED.search(out), _REQUESTS.search(out), _TRAFFIC.search(out)
         if proc.returncode != 0 or not (finished and counts and traffic):

@@ -1,13 +1,22 @@
-"""Process readings from /proc: CPU time and resident memory of a server and its worker processes."""
+"""Process readings from /proc (CPU time and resident memory of a server and its worker processes), and CPU pinning
+of the child processes the suite starts."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "process_tree", "rss_bytes"]
+__all__ = ["cpu_seconds", "pinned_to", "process_tree", "rss_bytes"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pinned_to(cpus: tuple[int, ...] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` restricting a child process (and every thread it starts) to ``cpus``; None: no restriction."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -17,7 +17,7 @@ import grpc
 from flyteidl.service import agent_pb2_grpc
 
 from benchmarks import payloads
-from benchmarks.proc import cpu_seconds, rss_bytes
+from benchmarks.proc import cpu_seconds, pinned_to, rss_bytes
 
 __all__ = ["ROOT", "RunningServer", "ServerSpec", "bare_spec", "flyteconnect_spec", "flytekit_spec", "start"]
 
@@ -191,13 +191,6 @@ def _compile_sources() -> None:
             if (ROOT / folder).is_dir():
                 compileall.compile_dir(str(ROOT / folder), quiet=1)
         _COMPILED = True
-
-
-def pinned_to(cpus: tuple[int, ...] | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` restricting a child process (and every thread it starts) to ``cpus``; None: no restriction."""
-    if not cpus:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0, cpus: tuple[int, ...] | None = None) -> RunningServer:

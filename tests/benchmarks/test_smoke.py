@@ -84,7 +84,7 @@ def test_pinned_child_processes_run_on_the_given_cpu() -> None:
     import subprocess
     import sys
 
-    from benchmarks.servers import pinned_to
+    from benchmarks.proc import pinned_to
 
     assert pinned_to(None) is None
     out = subprocess.run(
