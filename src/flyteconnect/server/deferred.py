@@ -13,10 +13,12 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
+
+from flyteconnect.server.grpc_util import GenericOnly
 
 if TYPE_CHECKING:
     from flyteconnect.server.dispatch import Dispatcher
@@ -26,18 +28,16 @@ __all__ = ["Collector", "DeferredAdapter", "DeferredHandler"]
 log = logging.getLogger("flyteconnect.server")
 
 
-class Collector:
-    """Stands in for the server while deferred handlers are built: keeps generic handlers, drops registered ones."""
+class Collector(GenericOnly):
+    """Stands in for the server while deferred handlers are built: keeps the generic handlers in ``handlers``
+    (registered ones are dropped, as by ``GenericOnly``)."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # no server behind it: the handlers are kept here
         self.handlers: list[grpc.GenericRpcHandler] = []
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         """Keep ``handlers``."""
         self.handlers.extend(handlers)
-
-    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
-        """Ignored: generated code adds a generic handler for the same methods (see ``GenericOnly``)."""
 
 
 class DeferredHandler:
