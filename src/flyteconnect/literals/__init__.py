@@ -27,6 +27,7 @@ from flyteconnect.literals.infer import UntypedCodec, decode_untyped
 from flyteconnect.literals.primitives import encode_bool, encode_float, encode_int, encode_str
 from flyteconnect.literals.types import codec_for, python_type_for
 from flyteconnect.literals.values import FlyteDirectory, FlyteFile, StructuredDataset
+from flyteconnect.literals.wire import literal_map_bytes
 
 __all__ = [
     "FlyteDirectory",
@@ -35,6 +36,7 @@ __all__ = [
     "literal_map_to_python",
     "to_literal",
     "to_literal_map",
+    "to_literal_map_bytes",
     "to_literal_map_proto",
     "to_literal_type",
     "to_python",
@@ -190,3 +192,19 @@ def to_literal_map_proto(
         return pb
     into.CopyFrom(pb)
     return into
+
+
+def to_literal_map_bytes(outputs: Any) -> bytes:
+    """``to_literal_map_proto(outputs).SerializeToString()``, for the same inputs; a dict's int, float, str and
+    bool values are written without building their protos (the server's reply path, ``literals.wire``)."""
+    if type(outputs) is dict or (isinstance(outputs, Mapping) and not hasattr(outputs, "to_flyte_idl")):
+        return literal_map_bytes(outputs, _encode_output)
+    data: bytes = to_literal_map_proto(outputs).SerializeToString()
+    return data
+
+
+def _encode_output(name: str, value: Any) -> literals_pb2.Literal:
+    try:
+        return _encode(value, None)
+    except ConversionFailed as e:
+        raise _error(e, name, "output") from None

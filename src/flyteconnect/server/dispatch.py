@@ -215,24 +215,27 @@ class _PhaseMemory:
     def __init__(self, size: int) -> None:
         self._size = size
         self._data: collections.OrderedDict[bytes, list[int]] = collections.OrderedDict()
+        self._lock = threading.Lock()  # ``def`` connectors' results are converted (and seen) on worker threads
 
     def seen(self, key: bytes, phase: int) -> None:
-        data = self._data
-        data[key] = [phase, 0]
-        data.move_to_end(key)
-        if len(data) > self._size:
-            data.popitem(last=False)
+        with self._lock:
+            data = self._data
+            data[key] = [phase, 0]
+            data.move_to_end(key)
+            if len(data) > self._size:
+                data.popitem(last=False)
 
     def failed(self, key: bytes) -> tuple[int | None, int]:
         """Record a transient failure; returns (last phase or None, consecutive failures so far)."""
-        state = self._data.get(key)
-        if state is None:
-            state = self._data[key] = [0, 0]
+        with self._lock:
+            state = self._data.get(key)
+            if state is None:
+                state = self._data[key] = [0, 0]
+            state[1] += 1
+            self._data.move_to_end(key)
             if len(self._data) > self._size:
                 self._data.popitem(last=False)
-        state[1] += 1
-        self._data.move_to_end(key)
-        return (state[0] or None), state[1]
+            return (state[0] or None), state[1]
 
 
 class _Deadlines:
@@ -478,6 +481,8 @@ class Dispatcher:
     ) -> Coroutine[Any, Any, T]:
         """Call ``get`` (with the transient policy); gives ``convert(resource)`` (the Resource without it)."""
         entry = self.lookup(key, "get")
+        if entry.flaky:  # remember the phases of this connector's jobs for transient answers
+            convert = _Remember(self._phases, resource_meta, convert)
         return self._run(entry, "get", extra, resource_meta, _checked_resource, convert, timeout)
 
     def delete(
@@ -581,9 +586,6 @@ class Dispatcher:
                     raise
                 until = None if bound is None else start + bound
                 result = await self._retry_get(entry, method, kwargs, until, resource_meta, convert, e)
-            else:
-                if entry.flaky and operation == "get":
-                    self._phases.seen(resource_meta, _phase_of(result))  # type: ignore[arg-type]
         except asyncio.CancelledError:
             op.failed("CANCELLED")
             raise
@@ -613,7 +615,10 @@ class Dispatcher:
         ``until`` is a ``time.perf_counter()`` instant.
         """
         assert resource_meta is not None
-        entry.flaky = True
+        if not isinstance(convert, _Remember):  # this connector's first transient failure
+            entry.flaky = True
+            convert = _Remember(self._phases, resource_meta, convert)
+        answer = convert.convert  # a transient answer's made-up phase is not remembered
         cfg = self.config
         post = functools.partial(_checked_resource, entry, "get", convert)
         attempt = 0
@@ -623,7 +628,7 @@ class Dispatcher:
             left = None if until is None else until - time.perf_counter()
             # Another attempt only if it can still finish in time (the backoff plus as long again to run).
             if attempt > cfg.transient_retries or (left is not None and left <= 2 * backoff):
-                return self._transient_answer(entry, error, resource_meta, convert)
+                return self._transient_answer(entry, error, resource_meta, answer)
             self.metrics.transient_retries.labels(entry.category.name, "get").inc()
             log.info("%s get: transient failure, retrying in %.2fs: %s", entry.label, backoff, error)
             await asyncio.sleep(backoff)
@@ -632,7 +637,6 @@ class Dispatcher:
             except (TransientError, CallTimeout) as e:
                 error = e
                 continue
-            self._phases.seen(resource_meta, _phase_of(result))
             return result
 
     def _transient_answer(
@@ -798,12 +802,20 @@ class Dispatcher:
 _END = object()
 
 
-def _phase_of(result: Any) -> int:
-    """The phase of a get result: a Resource, a Resource proto, or a response message wrapping one."""
-    phase = getattr(result, "phase", None)
-    if phase is None:
-        phase = getattr(getattr(result, "resource", None), "phase", None)
-    return int(phase) if isinstance(phase, int) else 0
+class _Remember:
+    """A get's ``convert`` that first notes the Resource's phase for its resource_meta (connectors that had a
+    transient failure: their transient answers repeat the last phase seen). Runs after the Resource is checked."""
+
+    __slots__ = ("convert", "key", "phases")
+
+    def __init__(self, phases: _PhaseMemory, key: bytes, convert: Callable[[Resource], Any] | None) -> None:
+        self.phases = phases
+        self.key = key
+        self.convert = convert
+
+    def __call__(self, resource: Resource) -> Any:
+        self.phases.seen(self.key, int(resource.phase))
+        return resource if self.convert is None else self.convert(resource)
 
 
 def _encode_meta(entry: Entry, operation: str, convert: Any, meta: Any) -> bytes:

@@ -2,7 +2,8 @@
 
 The servicers only translate: protos in → SDK views → ``Dispatcher`` → protos out, and ``CallFailed`` → status.
 Requests arrive as raw bytes and are parsed by ``grpc_util.parse`` (malformed ones are INVALID_ARGUMENT); the servicer
-methods also accept parsed request protos, so they can be called directly.
+methods also accept parsed request protos, so they can be called directly. CreateTask, GetTask, DeleteTask and
+ExecuteTaskSync answer serialized replies (``replies``: written as wire bytes, no message built).
 
 Improvements over the reference server: GetTaskLogs really streams every page; GetTaskMetrics/GetTaskLogs/GetAgent
 map errors (NOT_FOUND, UNIMPLEMENTED...) instead of answering UNKNOWN; ExecuteTaskSync checks the stream shape
@@ -20,11 +21,12 @@ import grpc
 from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 
-from flyteconnect.connector import Resource
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
+from flyteconnect.server import replies
 from flyteconnect.server.dispatch import Dispatcher
 from flyteconnect.server.errors import CallFailed
 from flyteconnect.server.grpc_util import (
+    SERIALIZED,
     SnapshotReply,
     abort,
     add_services,
@@ -47,7 +49,7 @@ SYNC_SERVICE = "flyteidl.service.SyncAgentService"
 METADATA_SERVICE = "flyteidl.service.AgentMetadataService"
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
-_DELETED = agent_pb2.DeleteTaskResponse()  # empty and shared: grpc only serializes replies
+_DELETED = b""  # a serialized (empty) DeleteTaskResponse
 
 
 def _key(request: Any) -> tuple[str, int]:
@@ -55,18 +57,6 @@ def _key(request: Any) -> tuple[str, int]:
     cat = request.task_category
     name = cat.name
     return (name, cat.version) if name else (request.task_type, 0)
-
-
-def _sync_response(resource: Resource) -> agent_pb2.ExecuteTaskSyncResponse:
-    reply = agent_pb2.ExecuteTaskSyncResponse()
-    resource.fill_flyte_idl(reply.header.resource)  # in place: no copy of the outputs into the reply
-    return reply
-
-
-def _get_response(resource: Resource) -> agent_pb2.GetTaskResponse:
-    reply = agent_pb2.GetTaskResponse()
-    resource.fill_flyte_idl(reply.resource)  # in place: no copy of the outputs into the reply
-    return reply
 
 
 def _metrics_pb(value: Any) -> agent_pb2.GetTaskMetricsResponse:
@@ -91,8 +81,8 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
 
-    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.CreateTaskResponse:
-        """Start a job; answer its resource_meta."""
+    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """Start a job; answer its resource_meta (a serialized CreateTaskResponse)."""
         try:
             req = parse(agent_pb2.CreateTaskRequest, request)
             template = req.template
@@ -107,21 +97,21 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
             )
         except CallFailed as e:
             return await abort(context, e)
-        return agent_pb2.CreateTaskResponse(resource_meta=meta)
+        return replies.create_task(meta)
 
-    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetTaskResponse:
-        """Poll a job (the hot path)."""
+    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """Poll a job (the hot path); answers a serialized GetTaskResponse."""
         try:
             req = parse(agent_pb2.GetTaskRequest, request)
-            reply: agent_pb2.GetTaskResponse = await self._d.get(
-                _key(req), req.resource_meta, convert=_get_response, timeout=context.time_remaining()
+            reply: bytes = await self._d.get(
+                _key(req), req.resource_meta, convert=replies.get_task_v1, timeout=context.time_remaining()
             )
         except CallFailed as e:
             return await abort(context, e)
         return reply
 
-    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.DeleteTaskResponse:
-        """Cancel a job."""
+    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """Cancel a job (answers a serialized, empty DeleteTaskResponse)."""
         try:
             req = parse(agent_pb2.DeleteTaskRequest, request)
             await self._d.delete(_key(req), req.resource_meta, timeout=context.time_remaining())
@@ -171,7 +161,7 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
         self._d = dispatcher
 
     async def ExecuteTaskSync(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        """Run a sync connector's ``do`` and reply with exactly one header message carrying the Resource."""
+        """Run a sync connector's ``do``; reply with exactly one header message carrying the Resource (serialized)."""
         try:
             header, inputs = await self._read_request(request_iterator, context)
             template = header.template
@@ -180,7 +170,7 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
                 TaskTemplate(template),
                 header.output_prefix,
                 LiteralMap.from_flyte_idl(inputs),
-                convert=_sync_response,
+                convert=replies.execute_task_sync,
                 timeout=context.time_remaining(),
                 input_bytes=inputs.ByteSize(),
                 task_execution_metadata=TaskExecutionMetadata(header.task_execution_metadata),
@@ -274,13 +264,13 @@ class FlyteIdlV1:
             server,
             {
                 ASYNC_SERVICE: [
-                    unary(a.CreateTask, agent_pb2.CreateTaskResponse),
-                    unary(a.GetTask, agent_pb2.GetTaskResponse),
-                    unary(a.DeleteTask, agent_pb2.DeleteTaskResponse),
+                    unary(a.CreateTask, SERIALIZED),
+                    unary(a.GetTask, SERIALIZED),
+                    unary(a.DeleteTask, SERIALIZED),
                     unary(a.GetTaskMetrics, agent_pb2.GetTaskMetricsResponse),
                     server_stream(a.GetTaskLogs, agent_pb2.GetTaskLogsResponse),
                 ],
-                SYNC_SERVICE: [bidi_stream(s.ExecuteTaskSync, agent_pb2.ExecuteTaskSyncResponse)],
+                SYNC_SERVICE: [bidi_stream(s.ExecuteTaskSync, SERIALIZED)],
                 METADATA_SERVICE: [
                     unary(m.GetAgent, agent_pb2.GetAgentResponse),
                     unary(m.ListAgents, agent_pb2.ListAgentsResponse),

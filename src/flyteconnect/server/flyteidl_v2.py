@@ -29,12 +29,21 @@ import grpc
 from flyteidl2.connector import connector_pb2
 from google.protobuf.message import Message
 
-from flyteconnect.connector import Phase, Resource
+from flyteconnect.connector import Phase
 from flyteconnect.secrets import request_secrets
+from flyteconnect.server import replies
 from flyteconnect.server import v2_convert as cv
 from flyteconnect.server.dispatch import Dispatcher, Entry
 from flyteconnect.server.errors import CallFailed, to_status
-from flyteconnect.server.grpc_util import SnapshotReply, abort, add_services, parse, server_stream, unary
+from flyteconnect.server.grpc_util import (
+    SERIALIZED,
+    SnapshotReply,
+    abort,
+    add_services,
+    parse,
+    server_stream,
+    unary,
+)
 
 __all__ = ["ADAPTER", "AsyncConnectorService", "ConnectorMetadataService", "FlyteIdlV2"]
 
@@ -42,13 +51,7 @@ log = logging.getLogger("flyteconnect.server")
 
 ASYNC_SERVICE = "flyteidl2.connector.AsyncConnectorService"
 METADATA_SERVICE = "flyteidl2.connector.ConnectorMetadataService"
-_DELETED = connector_pb2.DeleteTaskResponse()  # empty and shared: grpc only serializes replies
-
-
-def _get_response(resource: Resource) -> connector_pb2.GetTaskResponse:
-    reply = connector_pb2.GetTaskResponse()
-    cv.resource_to_v2(resource, into=reply.resource)  # in place: no copy of the outputs into the reply
-    return reply
+_DELETED = b""  # a serialized (empty) DeleteTaskResponse
 
 
 def _reparse(value: Any, cls: type[Message], accepted: tuple[str, ...]) -> Any:
@@ -92,8 +95,8 @@ class AsyncConnectorService:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
 
-    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.CreateTaskResponse:
-        """Start a job (or run a sync connector to completion); answer its resource_meta."""
+    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """Start a job (or run a sync connector to completion); answer its resource_meta (serialized reply)."""
         try:
             req = parse(connector_pb2.CreateTaskRequest, request)
             template = req.template
@@ -119,7 +122,7 @@ class AsyncConnectorService:
                     )
         except CallFailed as e:
             return await abort(context, e)
-        return connector_pb2.CreateTaskResponse(resource_meta=meta)
+        return replies.create_task(meta)
 
     async def _run_sync(
         self,
@@ -174,22 +177,26 @@ class AsyncConnectorService:
         )
         return cv.encode_envelope(failed)
 
-    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetTaskResponse:
-        """Poll a job (the hot path); a sync connector's result is read back from the envelope."""
+    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """Poll a job (the hot path; a serialized reply); a sync connector's result is read back from the envelope."""
         try:
             req = parse(connector_pb2.GetTaskRequest, request)
             cat = req.task_category
             key = (cat.name, cat.version)
             entry = self._d.lookup(key)
             if entry.connector.is_sync:
-                return connector_pb2.GetTaskResponse(resource=self._from_envelope(entry, req.resource_meta))
+                reply = connector_pb2.GetTaskResponse(resource=self._from_envelope(entry, req.resource_meta))
+                data: bytes = reply.SerializeToString()
+                return data
             if req.HasField("connection"):
                 kwargs, secrets = _connection(req)
                 with _secrets(secrets):
                     return await self._d.get(
-                        key, req.resource_meta, convert=_get_response, timeout=context.time_remaining(), **kwargs
+                        key, req.resource_meta, convert=replies.get_task_v2, timeout=context.time_remaining(), **kwargs
                     )
-            return await self._d.get(key, req.resource_meta, convert=_get_response, timeout=context.time_remaining())
+            return await self._d.get(
+                key, req.resource_meta, convert=replies.get_task_v2, timeout=context.time_remaining()
+            )
         except CallFailed as e:
             return await abort(context, e)
 
@@ -208,7 +215,7 @@ class AsyncConnectorService:
         op.success.inc()
         return resource
 
-    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.DeleteTaskResponse:
+    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
         """Cancel a job; a no-op for a sync connector (its task finished inside CreateTask)."""
         try:
             req = parse(connector_pb2.DeleteTaskRequest, request)
@@ -313,9 +320,9 @@ class FlyteIdlV2:
             server,
             {
                 ASYNC_SERVICE: [
-                    unary(a.CreateTask, connector_pb2.CreateTaskResponse),
-                    unary(a.GetTask, connector_pb2.GetTaskResponse),
-                    unary(a.DeleteTask, connector_pb2.DeleteTaskResponse),
+                    unary(a.CreateTask, SERIALIZED),
+                    unary(a.GetTask, SERIALIZED),
+                    unary(a.DeleteTask, SERIALIZED),
                     unary(a.GetTaskMetrics, connector_pb2.GetTaskMetricsResponse),
                     server_stream(a.GetTaskLogs, connector_pb2.GetTaskLogsResponse),
                 ],

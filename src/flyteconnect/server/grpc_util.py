@@ -9,7 +9,7 @@ parsed request proto through, so servicer methods can be called directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 from flyteconnect.server.errors import CallFailed
 
 __all__ = [
+    "SERIALIZED",
     "GenericOnly",
     "Handler",
     "SnapshotReply",
@@ -45,29 +46,36 @@ def parse(cls: type[M], raw: Any) -> M:
         raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {cls.DESCRIPTOR.name}: {e}") from None
 
 
-async def abort(context: grpc.aio.ServicerContext, e: CallFailed) -> Any:
+async def abort(context: grpc.aio.ServicerContext, e: CallFailed) -> NoReturn:
     """End the call with the failure's status and details (raises, as ``context.abort`` does)."""
     await context.abort(e.code, e.details)
+    raise AssertionError("context.abort returned")  # pragma: no cover - grpc's abort always raises
+
+
+SERIALIZED = None
+"""The ``response`` of a method answering serialized reply bytes itself (``replies``): grpc sends them as they are."""
 
 
 def _handler(
-    kind: Callable[..., grpc.RpcMethodHandler], method: Callable[..., Any], response: type[Message]
+    kind: Callable[..., grpc.RpcMethodHandler], method: Callable[..., Any], response: type[Message] | None
 ) -> Handler:
     # The method's own name is its gRPC name: the servicers name their methods after the RPCs.
-    return method.__name__, kind(method, request_deserializer=None, response_serializer=response.SerializeToString)
+    serializer = None if response is SERIALIZED else response.SerializeToString
+    return method.__name__, kind(method, request_deserializer=None, response_serializer=serializer)
 
 
-def unary(method: Callable[..., Any], response: type[Message]) -> Handler:
-    """A unary-unary RPC served by the bound servicer ``method`` (raw request bytes in)."""
+def unary(method: Callable[..., Any], response: type[Message] | None) -> Handler:
+    """A unary-unary RPC served by the bound servicer ``method`` (raw request bytes in; replies of type
+    ``response``, or bytes with ``SERIALIZED``)."""
     return _handler(grpc.unary_unary_rpc_method_handler, method, response)
 
 
-def server_stream(method: Callable[..., Any], response: type[Message]) -> Handler:
+def server_stream(method: Callable[..., Any], response: type[Message] | None) -> Handler:
     """A unary-stream RPC served by the async generator ``method``."""
     return _handler(grpc.unary_stream_rpc_method_handler, method, response)
 
 
-def bidi_stream(method: Callable[..., Any], response: type[Message]) -> Handler:
+def bidi_stream(method: Callable[..., Any], response: type[Message] | None) -> Handler:
     """A stream-stream RPC served by the async generator ``method``."""
     return _handler(grpc.stream_stream_rpc_method_handler, method, response)
 

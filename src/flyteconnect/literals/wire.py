@@ -1,0 +1,111 @@
+"""Literal maps written straight to protobuf wire bytes: the server's reply hot path.
+
+A GetTask reply with a few primitive outputs spends most of its conversion time in upb creating a Python wrapper for
+every nested message on the way down (map entry, Literal, Scalar, Primitive), about 8k instructions per output. The
+reply is only ever serialized, so for the usual outputs (int, float, str, bool by exact runtime type) this module
+writes the bytes upb would write, in a few bytes operations each; every other value is converted by the literal
+engine and serialized (the same literal ``to_literal_map`` gives, so the same bytes).
+
+``flyteidl.core.LiteralMap`` (``map<string, Literal> literals = 1``) and Flyte 2's ``flyteidl2.task.Outputs``
+(``repeated NamedLiteral literals = 1``, ``NamedLiteral {name = 1; value = 2}``) have the same wire layout, so the
+bytes serve both protocols. Wire format reference: protobuf's encoding guide (varints, tags ``field << 3 | type``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["delimited", "literal_map_bytes", "varint"]
+
+_BYTE = [bytes((i,)) for i in range(256)]
+_pack_double = struct.Struct("<d").pack
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_U64 = 1 << 64
+
+
+def varint(n: int) -> bytes:
+    """``n`` (0 <= n < 2**64) as a base-128 varint."""
+    if n < 0x80:
+        return _BYTE[n]
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def delimited(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: ``tag``, the payload's length as a varint, the payload."""
+    n = len(payload)
+    return tag + (_BYTE[n] if n < 0x80 else varint(n)) + payload
+
+
+def literal_map_bytes(values: Mapping[str, Any], encode: Callable[[str, Any], Any]) -> bytes:
+    """The serialized ``LiteralMap`` (or Flyte 2 ``Outputs``) of ``values``.
+
+    ``encode(name, value)`` gives the ``Literal`` proto of a value that is not an exact int (in int64), float, str
+    or bool; it raises the literal engine's error naming the output for a bad one.
+    """
+    # This loop is most of a GetTask with outputs. Each entry is
+    #   entry { key = 1: name; value = 2: Literal { scalar = 1: Scalar { primitive = 1: Primitive { ... } } } }
+    # and while every length fits in one byte, the usual primitives are written with one format each.
+    parts = []
+    for name, value in values.items():
+        key = name.encode()
+        k = len(key)
+        kind = type(value)
+        if k < 100:
+            if kind is str:
+                raw = value.encode()
+                n = len(raw)
+                if k + n < 115:  # string_value = 3
+                    parts.append(
+                        b"\n%c\n%c%b\x12%c\n%c\n%c\x1a%c%b" % (k + n + 10, k, key, n + 6, n + 4, n + 2, n, raw)
+                    )
+                    continue
+            elif kind is int:
+                if 0 <= value < 0x80:  # integer = 1, a one-byte varint
+                    parts.append(b"\n%c\n%c%b\x12\x06\n\x04\n\x02\x08%c" % (k + 10, k, key, value))
+                    continue
+                if 0x80 <= value < 0x4000:  # a two-byte varint
+                    low, high = value & 0x7F | 0x80, value >> 7
+                    parts.append(b"\n%c\n%c%b\x12\x07\n\x05\n\x03\x08%c%c" % (k + 11, k, key, low, high))
+                    continue
+            elif kind is float:  # float_value = 2, fixed64
+                parts.append(b"\n%c\n%c%b\x12\x0d\n\x0b\n\x09\x11%b" % (k + 17, k, key, _pack_double(value)))
+                continue
+            elif kind is bool:  # boolean = 4 (a oneof: False is written too)
+                parts.append(b"\n%c\n%c%b\x12\x06\n\x04\n\x02\x20%c" % (k + 10, k, key, value))
+                continue
+        parts.append(_entry(key, name, value, encode))
+    return b"".join(parts)
+
+
+def _entry(key: bytes, name: str, value: Any, encode: Callable[[str, Any], Any]) -> bytes:
+    """One map entry of any size and any value."""
+    prim = _primitive(value)
+    literal = delimited(b"\n", delimited(b"\n", prim)) if prim is not None else encode(name, value).SerializeToString()
+    return delimited(b"\n", delimited(b"\n", key) + delimited(b"\x12", literal))
+
+
+def _primitive(value: Any) -> bytes | None:
+    """``Primitive`` bytes of an exact int (in int64), float, str or bool; None for anything else."""
+    kind = type(value)
+    if kind is str:
+        return delimited(b"\x1a", value.encode())
+    if kind is int:
+        if 0 <= value <= _INT64_MAX:
+            return b"\x08" + varint(value)
+        if _INT64_MIN <= value < 0:
+            return b"\x08" + varint(value + _U64)  # int64 as two's complement: ten bytes
+        return None  # out of range: the engine's error
+    if kind is float:
+        return b"\x11" + _pack_double(value)
+    if kind is bool:
+        return b"\x20\x01" if value else b"\x20\x00"
+    return None
