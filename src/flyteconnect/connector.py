@@ -156,6 +156,17 @@ class ResourceMeta:
     @classmethod
     def decode(cls, data: bytes) -> Self:
         """Rebuild from ``encode``'s bytes; ``ResourceMetaError`` names what is wrong."""
+        flat = _FLAT.get(cls, _UNSET)
+        if flat is _UNSET:
+            flat = _FLAT[cls] = _flat_handle(cls)  # type: ignore[arg-type]
+        memo = flat.memo if flat is not None and flat.positional and type(data) is bytes else None
+        if memo is not None:
+            args = memo.get(data)
+            if args is not None:  # seen before (GetTask polls a job with the same bytes): no decoding
+                try:
+                    return cls(*args)
+                except Exception:
+                    pass  # a __post_init__ that changed its mind: decode and report as usual
         try:
             text = (data if type(data) is bytes else bytes(data)).decode("utf-8")
         except UnicodeDecodeError as e:
@@ -174,13 +185,26 @@ class ResourceMeta:
                 raise ResourceMetaError(
                     f"resource_meta for {cls.__name__} is not JSON ({e.msg} at {e.pos}): {shown!r}"
                 ) from None
+        if memo is not None:
+            args = flat.args(raw)
+            if args is not None:
+                try:
+                    decoded: Self = cls(*args)
+                except Exception:
+                    pass  # the general decoder below says what is wrong
+                else:
+                    flat.remember(data, args)
+                    return decoded
         try:
-            decoded: Self = _decoder(cls)(raw)  # type: ignore[arg-type]
+            decoded = _decoder(cls)(raw)  # type: ignore[arg-type]
         except _DecodeError as e:
             raise ResourceMetaError(f"{cls.__name__}{''.join(reversed(e.path))}: {e.message}") from None
         return decoded
 
 
+_FLAT: dict[type, Any] = {}
+"""``_flat_handle`` of each decoded class, looked up without functools.cache's call (GetTask's hot path)."""
+_UNSET: Any = object()
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # json.dumps' own (C) string escaping
 
@@ -272,34 +296,76 @@ def _union_decoder(tp: Any) -> Decoder:
     return decode
 
 
+class _FlatHandle:
+    """A dataclass handle whose init fields are all str, int or bool (the common job handle).
+
+    ``args`` fetches the values of a decoded JSON object in field order and compares their types in one step, in C.
+    ``memo`` maps handle bytes to those values, for positional classes: a running job is polled with the same
+    resource_meta again and again, and the values are immutable, so each call builds a fresh instance from them
+    (``__post_init__`` runs every time) without decoding. It is bounded (oldest entry dropped first).
+    """
+
+    __slots__ = ("count", "memo", "positional", "types", "values_of")
+    MEMO_ENTRIES = 4096
+
+    def __init__(self, names: tuple[str, ...], types_in_order: tuple[type, ...], positional: bool) -> None:
+        self.count = len(names)
+        self.types = types_in_order
+        self.values_of: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*names) if len(names) > 1 else (lambda d: (d[names[0]],))  # type: ignore[assignment]
+        )
+        self.positional = positional
+        self.memo: dict[bytes, tuple[Any, ...]] = {}
+
+    def args(self, value: Any) -> tuple[Any, ...] | None:
+        """The constructor's arguments if ``value`` is exactly an object of these fields and types, else None."""
+        if type(value) is dict and len(value) == self.count:
+            try:
+                args = self.values_of(value)
+            except KeyError:  # an unknown key in place of a field
+                return None
+            if tuple(map(type, args)) == self.types:
+                return args
+        return None
+
+    def remember(self, data: bytes, args: tuple[Any, ...]) -> None:
+        """Keep ``args`` as the decoding of ``data``."""
+        memo = self.memo
+        if len(memo) >= self.MEMO_ENTRIES:
+            memo.pop(next(iter(memo), b""), None)
+        memo[data] = args
+
+
+@functools.cache
+def _flat_handle(cls: type) -> _FlatHandle | None:
+    """The flat-handle fast path of dataclass ``cls``, or None when a field is not a str, int or bool."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    hints = _field_types(cls)
+    if not hints or any(hint not in (str, int, bool) for hint in hints.values()):
+        return None
+    positional = not any(getattr(f, "kw_only", False) for f in dataclasses.fields(cls) if f.init)
+    return _FlatHandle(tuple(hints), tuple(hints.values()), positional)
+
+
 def _dataclass_decoder(cls: type) -> Decoder:
     hints = _field_types(cls)
     fields = {name: _decoder(hint) for name, hint in hints.items()}
     known = frozenset(fields)
     required = _required_fields(cls)
     name = cls.__name__
-    exact = {key: hint for key, hint in hints.items() if hint in (str, int, bool)}
-    count = len(fields)
-    names = tuple(fields)
-    types_in_order = tuple(exact.get(key) for key in names)
-    values_of = operator.itemgetter(*names) if count > 1 else (lambda d: (d[names[0]],))
-    positional = not any(getattr(f, "kw_only", False) for f in dataclasses.fields(cls) if f.init)
+    flat = _flat_handle(cls)
 
     def decode_flat(value: Any) -> Any:
-        # Every field is a str, int or bool (the common job handle) and encode() writes all of them: fetch the
-        # values in field order and compare their types in one step, in C, then call the constructor positionally.
-        # Anything else (omitted defaults, unknown keys, wrong types) goes through ``decode``, which handles and
-        # describes it.
-        if type(value) is dict and len(value) == count:
+        # Every field is a str, int or bool and encode() writes all of them: see _FlatHandle. Anything else (omitted
+        # defaults, unknown keys, wrong types) goes through ``decode``, which handles and describes it.
+        assert flat is not None
+        args = flat.args(value)
+        if args is not None:
             try:
-                args = values_of(value)
-            except KeyError:  # an unknown key in place of a field
+                return cls(*args) if flat.positional else cls(**value)
+            except Exception:
                 return decode(value)
-            if tuple(map(type, args)) == types_in_order:
-                try:
-                    return cls(*args) if positional else cls(**value)
-                except Exception:
-                    return decode(value)
         return decode(value)
 
     def decode(value: Any) -> Any:
@@ -322,7 +388,7 @@ def _dataclass_decoder(cls: type) -> Decoder:
         except Exception as e:  # a __post_init__ that validates
             raise _DecodeError(f"{name} rejected the values: {e}") from None
 
-    return decode_flat if len(exact) == len(fields) else decode
+    return decode_flat if flat is not None else decode
 
 
 def _sequence_decoder(tp: Any, container: Any) -> Decoder:

@@ -212,3 +212,56 @@ def test_flat_decode_handles_one_field_keyword_only_and_post_init() -> None:
     assert Checked.decode(b'{"job_id": "j-1"}') == Checked("j-1")
     with pytest.raises(ResourceMetaError, match="Checked rejected the values: job ids start with j-"):
         Checked.decode(b'{"job_id": "x"}')
+
+
+COUNTED = {"built": 0, "refusing": 0}
+
+
+@dataclass
+class Counted(ResourceMeta):
+    job_id: str
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        COUNTED["built"] += 1
+        if COUNTED["refusing"]:
+            raise ValueError("no longer accepted")
+
+
+def test_handles_seen_before_give_fresh_instances_and_run_post_init() -> None:
+    data = b'{"job_id": "j-9", "attempt": 2}'
+    first = Counted.decode(data)
+    first.attempt = 99  # a connector may change its handle: the next decode must not see it
+    COUNTED["built"] = 0
+    second = Counted.decode(data)
+    assert second == Counted("j-9", 2) and second is not first
+    assert COUNTED["built"] == 2  # __post_init__ ran for the decode (memo hit) and for the comparison value
+    COUNTED["refusing"] = 1
+    try:
+        with pytest.raises(ResourceMetaError, match="Counted rejected the values: no longer accepted"):
+            Counted.decode(data)  # a memo hit still reports what __post_init__ says
+    finally:
+        COUNTED["refusing"] = 0
+
+
+def test_the_handle_memo_is_bounded_and_only_for_flat_positional_handles() -> None:
+    from flyteconnect.connector import _flat_handle
+
+    flat = _flat_handle(OneField)
+    assert flat is not None
+    for i in range(flat.MEMO_ENTRIES + 50):
+        assert OneField.decode(b'{"job_id": "j-%d"}' % i) == OneField(f"j-{i}")
+    assert len(flat.memo) == flat.MEMO_ENTRIES
+    assert b'{"job_id": "j-0"}' not in flat.memo  # the oldest went first
+    assert OneField.decode(b'{"job_id": "j-0"}') == OneField("j-0")
+    # Handles with containers or nested dataclasses (mutable values) and keyword-only ones are decoded every time.
+    assert _flat_handle(Meta) is None
+    keyword = _flat_handle(KeywordOnly)
+    assert keyword is not None and not keyword.positional
+    KeywordOnly.decode(KeywordOnly(region="eu", job_id="j").encode())
+    assert not keyword.memo
+    # Bytes that failed to decode are not remembered.
+    with pytest.raises(ResourceMetaError):
+        Checked.decode(b'{"job_id": "x"}')
+    checked = _flat_handle(Checked)
+    assert checked is not None and b'{"job_id": "x"}' not in checked.memo
