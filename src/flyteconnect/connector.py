@@ -130,27 +130,26 @@ class ResourceMeta:
 
     def encode(self) -> bytes:
         """Serialize to the bytes Propeller stores and echoes back."""
-        names = _field_names(type(self))  # type: ignore[arg-type]
-        if names is None:
+        fields = _encoding_fields(type(self))  # type: ignore[arg-type]
+        if fields is None:
             raise TypeError(f"{type(self).__name__} must be a @dataclass or override encode()")
+        values_of, prefixes = fields
         # The usual handle is flat: str, int, bool and None fields. Write those as json.dumps would (same escaping,
         # separators and number forms) without asdict's deep copy and json's encoder set-up; anything else (floats,
         # containers, nested dataclasses) takes the general path.
         items = []
-        for name in names:
-            value = getattr(self, name)
+        for prefix, value in zip(prefixes, values_of(self), strict=True):
             kind = type(value)
             if kind is str:
-                text = _json_string(value)
+                items.append(prefix + _json_string(value))
             elif kind is int:
-                text = int.__repr__(value)
+                items.append(prefix + int.__repr__(value))
             elif kind is bool:
-                text = "true" if value else "false"
+                items.append(prefix + ("true" if value else "false"))
             elif value is None:
-                text = "null"
+                items.append(prefix + "null")
             else:
                 return json.dumps(dataclasses.asdict(self)).encode("utf-8")  # type: ignore[call-overload]
-            items.append(f"{_json_string(name)}: {text}")
         return ("{" + ", ".join(items) + "}").encode("utf-8")
 
     @classmethod
@@ -210,11 +209,17 @@ _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # jso
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...] | None:
-    """The dataclass field names of ``cls`` in declaration order (what ``asdict`` emits), None if not a dataclass."""
+def _encoding_fields(cls: type) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[str, ...]] | None:
+    """For ``encode``: a getter of the dataclass's field values in declaration order (what ``asdict`` emits) and
+    each field's ``"name": `` as json.dumps writes it; None if ``cls`` is not a dataclass."""
     if not dataclasses.is_dataclass(cls):
         return None
-    return tuple(f.name for f in dataclasses.fields(cls))
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if not names:
+        return (lambda obj: ()), ()
+    getter = operator.attrgetter(*names)
+    values_of = getter if len(names) > 1 else (lambda obj: (getter(obj),))
+    return values_of, tuple(f"{_json_string(name)}: " for name in names)
 
 
 @functools.cache

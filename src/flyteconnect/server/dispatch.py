@@ -82,6 +82,11 @@ log = logging.getLogger("flyteconnect.server")
 
 T = TypeVar("T")
 
+# One clock for latencies and deadlines (the deadline of a call starts when its latency does); bound once, since the
+# hot path reads them per call.
+_now = time.monotonic
+_current_task = asyncio.current_task
+
 _VALID_PHASES = frozenset(int(p) for p in Phase if p is not Phase.UNDEFINED)
 _TERMINAL = frozenset({int(Phase.SUCCEEDED), int(Phase.FAILED), int(Phase.ABORTED), int(Phase.RETRYABLE_FAILED)})
 
@@ -548,7 +553,7 @@ class Dispatcher:
         """
         op = entry.ops[operation]
         op.in_flight.value += 1
-        start = time.perf_counter()
+        start = _now()
         try:
             method = entry.methods.get(operation) or entry.method(operation)
             if resource_meta is not None:
@@ -563,9 +568,9 @@ class Dispatcher:
                         result = await method.func(**kwargs)
                     else:
                         # _bounded() inlined: the hot path saves a coroutine and a context manager per call.
-                        task = asyncio.current_task()
+                        task = _current_task()
                         deadlines = self._deadlines
-                        deadlines.calls[task] = time.monotonic() + bound  # type: ignore[index]
+                        deadlines.calls[task] = start + bound  # type: ignore[index]
                         if deadlines.timer is None:
                             deadlines.arm()
                         try:
@@ -593,7 +598,7 @@ class Dispatcher:
             raise self._fail(e, entry, None, operation, op) from e
         finally:
             op.in_flight.value -= 1
-            elapsed = time.perf_counter() - start
+            elapsed = _now() - start
             latency = op.latency
             latency.sum += elapsed
             latency.counts[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
@@ -612,7 +617,7 @@ class Dispatcher:
     ) -> Any:
         """After a transient failure: retry with backoff while the deadline allows, else answer from memory.
 
-        ``until`` is a ``time.perf_counter()`` instant.
+        ``until`` is a ``time.monotonic()`` instant.
         """
         assert resource_meta is not None
         if not isinstance(convert, _Remember):  # this connector's first transient failure
@@ -625,7 +630,7 @@ class Dispatcher:
         while True:
             attempt += 1
             backoff = cfg.transient_backoff * (2 ** (attempt - 1))
-            left = None if until is None else until - time.perf_counter()
+            left = None if until is None else until - _now()
             # Another attempt only if it can still finish in time (the backoff plus as long again to run).
             if attempt > cfg.transient_retries or (left is not None and left <= 2 * backoff):
                 return self._transient_answer(entry, error, resource_meta, answer)
@@ -673,7 +678,7 @@ class Dispatcher:
         """Stream the optional ``get_logs`` pages: a response, a list of them, a generator or an async generator."""
         entry = self.lookup(key, "get_logs")
         op = entry.ops["get_logs"]
-        start = time.perf_counter()
+        start = _now()
         op.in_flight.inc()
         try:
             method = entry.method("get_logs")
@@ -717,7 +722,7 @@ class Dispatcher:
             raise self._fail(e, entry, None, "get_logs", op) from e
         finally:
             op.in_flight.dec()
-            op.latency.observe(time.perf_counter() - start)
+            op.latency.observe(_now() - start)
         op.success.inc()
 
     # -- machinery ----------------------------------------------------------------------------------------------

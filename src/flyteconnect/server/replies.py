@@ -18,7 +18,7 @@ from typing import Any
 from flyteidl.admin import agent_pb2
 
 from flyteconnect.connector import Phase, Resource
-from flyteconnect.literals.wire import _BYTE, delimited, varint
+from flyteconnect.literals.wire import _BYTE, delimited, literal_map_bytes, varint
 
 __all__ = ["create_task", "execute_task_sync", "get_task_v1", "get_task_v2", "resource_v1", "resource_v2"]
 
@@ -44,27 +44,38 @@ def _varint_field(tag: bytes, value: int) -> bytes:
 _STATE_FIELD = {p: _varint_field(b"\x08", _STATE_OF_PHASE.get(p, agent_pb2.RETRYABLE_FAILURE)) for p in Phase}
 _PHASE_FIELD = {p: _varint_field(b"\x28", p) for p in Phase}
 
-_literals: Any = None
+def _engine_literal(name: str, value: Any) -> Any:
+    """The literal engine's Literal for an output that is not a plain primitive (the engine loads on first use)."""
+    from flyteconnect.literals import encode_output
+
+    return encode_output(name, value)
 
 
 def _outputs(outputs: Any) -> bytes:
-    global _literals
-    if _literals is None:  # the literal engine loads with the first outputs (start-up stays light)
-        from flyteconnect import literals as _literals
-    return _literals.to_literal_map_bytes(outputs)  # type: ignore[no-any-return]
+    if type(outputs) is dict:  # the usual case: straight to the wire writer
+        return literal_map_bytes(outputs, _engine_literal)
+    from flyteconnect.literals import to_literal_map_bytes
+
+    return to_literal_map_bytes(outputs)
 
 
 def _resource(resource: Resource, state: bool, log_links: Callable[[Iterable[Any]], list[Any]]) -> bytes:
+    # Length-delimited fields are written inline (tag, one length byte when it fits, payload): a call per field
+    # would be a fifth of this function's cost.
     phase: Any = resource.phase
     out = (_STATE_FIELD.get(phase) or _varint_field(b"\x08", agent_pb2.RETRYABLE_FAILURE)) if state else b""
     outputs = resource.outputs
-    if outputs is not None:
-        out += delimited(b"\x12", _outputs(outputs))  # empty outputs are still present, as with CopyFrom
+    if outputs is not None:  # empty outputs are still present, as with CopyFrom
+        body = _outputs(outputs)
+        n = len(body)
+        out += b"\x12" + (_BYTE[n] if n < 0x80 else varint(n)) + body
     message = resource.message
     if message:
         if type(message) is not str:
             raise TypeError(f"Resource.message must be a str, got {type(message).__name__}")
-        out += delimited(b"\x1a", message.encode())
+        body = message.encode()
+        n = len(body)
+        out += b"\x1a" + (_BYTE[n] if n < 0x80 else varint(n)) + body
     if resource.log_links:
         out += b"".join(delimited(b"\x22", link.SerializeToString()) for link in log_links(resource.log_links))
     out += _PHASE_FIELD.get(phase) or _varint_field(b"\x28", int(phase))
