@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from flyteconnect import literals as fl
 from flyteconnect.errors import LiteralError
-from flyteconnect.literals.wire import varint
 from flyteconnect.models import LiteralMap
+from flyteconnect.wire import varint
 
 EDGES: list[Any] = [
     0, 1, 127, 128, 16383, 16384, 2**31, 2**63 - 1, -1, -128, -(2**63),

@@ -43,6 +43,19 @@ def test_cli_entry_point_imports_nothing_heavy() -> None:
     assert loaded == ""
 
 
+def test_serving_loads_the_literal_engine_only_with_the_first_outputs() -> None:
+    # The Flyte 1 adapter, its reply writers and the dispatcher are what `serve` imports; the literal engine (its
+    # codecs, msgpack, the flyteidl type protos) waits for the first reply with outputs or the first inputs read.
+    loaded = _run(
+        """
+        import sys
+        import flyteconnect.server.app, flyteconnect.server.flyteidl_v1, flyteconnect.server.replies
+        print(",".join(sorted(m for m in sys.modules if m.startswith("flyteconnect.literals"))))
+        """
+    )
+    assert loaded == ""
+
+
 def test_deferred_names_match_the_real_services() -> None:
     assert REFLECTION_SERVICE == reflection.SERVICE_NAME
     assert DEFERRED["v2"][1] == tuple(flyteidl_v2.ADAPTER.service_names)

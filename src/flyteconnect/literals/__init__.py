@@ -27,7 +27,7 @@ from flyteconnect.literals.infer import UntypedCodec, decode_untyped
 from flyteconnect.literals.primitives import encode_bool, encode_float, encode_int, encode_str
 from flyteconnect.literals.types import codec_for, python_type_for
 from flyteconnect.literals.values import FlyteDirectory, FlyteFile, StructuredDataset
-from flyteconnect.literals.wire import literal_map_bytes
+from flyteconnect.wire import literal_map_bytes
 
 __all__ = [
     "FlyteDirectory",
@@ -197,7 +197,7 @@ def to_literal_map_proto(
 
 def to_literal_map_bytes(outputs: Any) -> bytes:
     """``to_literal_map_proto(outputs).SerializeToString()``, for the same inputs; a dict's int, float, str and
-    bool values are written without building their protos (the server's reply path, ``literals.wire``)."""
+    bool values are written without building their protos (the server's reply path, ``flyteconnect.wire``)."""
     if type(outputs) is dict or (isinstance(outputs, Mapping) and not hasattr(outputs, "to_flyte_idl")):
         return literal_map_bytes(outputs, encode_output)
     data: bytes = to_literal_map_proto(outputs).SerializeToString()

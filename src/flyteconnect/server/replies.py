@@ -18,7 +18,7 @@ from typing import Any
 from flyteidl.admin import agent_pb2
 
 from flyteconnect.connector import Phase, Resource
-from flyteconnect.literals.wire import _BYTE, delimited, literal_map_bytes, varint
+from flyteconnect.wire import ONE_BYTE, delimited, literal_map_bytes, varint
 
 __all__ = ["create_task", "execute_task_sync", "get_task_v1", "get_task_v2", "resource_v1", "resource_v2"]
 
@@ -44,6 +44,7 @@ def _varint_field(tag: bytes, value: int) -> bytes:
 _STATE_FIELD = {p: _varint_field(b"\x08", _STATE_OF_PHASE.get(p, agent_pb2.RETRYABLE_FAILURE)) for p in Phase}
 _PHASE_FIELD = {p: _varint_field(b"\x28", p) for p in Phase}
 
+
 def _engine_literal(name: str, value: Any) -> Any:
     """The literal engine's Literal for an output that is not a plain primitive (the engine loads on first use)."""
     from flyteconnect.literals import encode_output
@@ -68,14 +69,14 @@ def _resource(resource: Resource, state: bool, log_links: Callable[[Iterable[Any
     if outputs is not None:  # empty outputs are still present, as with CopyFrom
         body = _outputs(outputs)
         n = len(body)
-        out += b"\x12" + (_BYTE[n] if n < 0x80 else varint(n)) + body
+        out += b"\x12" + (ONE_BYTE[n] if n < 0x80 else varint(n)) + body
     message = resource.message
     if message:
         if type(message) is not str:
             raise TypeError(f"Resource.message must be a str, got {type(message).__name__}")
         body = message.encode()
         n = len(body)
-        out += b"\x1a" + (_BYTE[n] if n < 0x80 else varint(n)) + body
+        out += b"\x1a" + (ONE_BYTE[n] if n < 0x80 else varint(n)) + body
     if resource.log_links:
         out += b"".join(delimited(b"\x22", link.SerializeToString()) for link in log_links(resource.log_links))
     out += _PHASE_FIELD.get(phase) or _varint_field(b"\x28", int(phase))
@@ -98,7 +99,7 @@ def _v2_links(links: Iterable[Any]) -> list[Any]:
 
 def _field1(payload: bytes) -> bytes:
     n = len(payload)
-    return (b"\n" + _BYTE[n] + payload) if n < 0x80 else (b"\n" + varint(n) + payload)
+    return (b"\n" + ONE_BYTE[n] + payload) if n < 0x80 else (b"\n" + varint(n) + payload)
 
 
 def resource_v1(resource: Resource) -> bytes:
