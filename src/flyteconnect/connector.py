@@ -492,6 +492,12 @@ _PHASE_TO_STATE = {
 }
 
 
+def state_for_phase(phase: int) -> int:
+    """Flyte 1's deprecated ``Resource.state`` consistent with ``phase`` (older Propellers read it); its zero value,
+    RETRYABLE_FAILURE, for a phase it has no state for."""
+    return _PHASE_TO_STATE.get(phase, agent_pb2.RETRYABLE_FAILURE)  # type: ignore[call-overload,no-any-return]
+
+
 @dataclass
 class Resource:
     """The status of an external job as a connector reports it.
@@ -544,7 +550,7 @@ class Resource:
         # The server's hot path: fields are set in place and empty parts cost no call.
         phase = int(self.phase) if self.phase is not None else 0
         pb.phase = phase  # type: ignore[assignment]
-        pb.state = _PHASE_TO_STATE.get(phase, agent_pb2.RETRYABLE_FAILURE)  # type: ignore[call-overload]
+        pb.state = state_for_phase(phase)  # type: ignore[assignment]
         if self.message:
             pb.message = self.message
         if self.log_links:

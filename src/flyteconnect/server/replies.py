@@ -15,24 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flyteidl.admin import agent_pb2
-
-from flyteconnect.connector import Phase, Resource
+from flyteconnect.connector import Phase, Resource, state_for_phase
 from flyteconnect.wire import ONE_BYTE, delimited, literal_map_bytes, varint
 
 __all__ = ["create_task", "execute_task_sync", "get_task_v1", "get_task_v2", "resource_v1", "resource_v2"]
-
-_STATE_OF_PHASE = {
-    Phase.QUEUED: agent_pb2.PENDING,
-    Phase.INITIALIZING: agent_pb2.PENDING,
-    Phase.WAITING_FOR_RESOURCES: agent_pb2.PENDING,
-    Phase.RUNNING: agent_pb2.RUNNING,
-    Phase.SUCCEEDED: agent_pb2.SUCCEEDED,
-    Phase.FAILED: agent_pb2.PERMANENT_FAILURE,
-    Phase.ABORTED: agent_pb2.PERMANENT_FAILURE,
-    Phase.RETRYABLE_FAILED: agent_pb2.RETRYABLE_FAILURE,
-}
-
 
 def _varint_field(tag: bytes, value: int) -> bytes:
     """A proto3 enum field: absent when zero."""
@@ -41,7 +27,7 @@ def _varint_field(tag: bytes, value: int) -> bytes:
 
 # Per phase (keys are Phase members, equal to and hashed like their ints): Flyte 1's deprecated ``state`` (1),
 # consistent with the phase, and ``phase`` (5) itself.
-_STATE_FIELD = {p: _varint_field(b"\x08", _STATE_OF_PHASE.get(p, agent_pb2.RETRYABLE_FAILURE)) for p in Phase}
+_STATE_FIELD = {p: _varint_field(b"\x08", state_for_phase(p)) for p in Phase}
 _PHASE_FIELD = {p: _varint_field(b"\x28", p) for p in Phase}
 
 
@@ -64,7 +50,7 @@ def _resource(resource: Resource, state: bool, log_links: Callable[[Iterable[Any
     # Length-delimited fields are written inline (tag, one length byte when it fits, payload): a call per field
     # would be a fifth of this function's cost.
     phase: Any = resource.phase
-    out = (_STATE_FIELD.get(phase) or _varint_field(b"\x08", agent_pb2.RETRYABLE_FAILURE)) if state else b""
+    out = _STATE_FIELD.get(phase, b"") if state else b""  # no state for a phase: RETRYABLE_FAILURE (0), absent
     outputs = resource.outputs
     if outputs is not None:  # empty outputs are still present, as with CopyFrom
         body = _outputs(outputs)
