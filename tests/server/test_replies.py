@@ -47,7 +47,8 @@ def test_flyte1_replies_are_the_proto_paths_messages(resource: Resource) -> None
     got = agent_pb2.GetTaskResponse.FromString(replies.get_task_v1(resource))
     assert got == expected
     assert got.resource.state == expected.resource.state  # the deprecated state older Propellers read
-    if not resource.outputs or len(resource.outputs) == 1:  # (a map of several entries may be in another order)
+    # Byte for byte where no map has several entries (upb writes a map in its own hash order, which varies).
+    if (not resource.outputs or len(resource.outputs) == 1) and not resource.custom_info:
         assert replies.get_task_v1(resource) == expected.SerializeToString()
     sync = agent_pb2.ExecuteTaskSyncResponse.FromString(replies.execute_task_sync(resource))
     assert sync.header.resource == expected.resource
