@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 import pytest
 from flyteidl.admin import agent_pb2
 
-from flyteconnect import ConnectorRegistry, Phase
+from flyteconnect import AsyncConnectorBase, ConnectorRegistry, Phase, Resource, ResourceMeta, TransientError
 from flyteconnect.server.app import BackgroundServer, serve_in_thread
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
 from flyteconnect.server.errors import CallFailed
@@ -79,6 +80,54 @@ async def test_transient_policy_off_gives_unavailable() -> None:
             await dispatcher.get(("faulty", 0), faulty("transient"))
         assert info.value.code == grpc.StatusCode.UNAVAILABLE
         assert info.value.details == "get faulty_v0 (Faulty Connector): warehouse throttled us"
+    finally:
+        dispatcher.close()
+
+
+@dataclass
+class PlainMeta(ResourceMeta):
+    job_id: str
+
+
+class PlainDefConnector(AsyncConnectorBase[PlainMeta]):
+    """``def`` methods (run on the worker threads): QUEUED on the first poll of a job, then transient failures."""
+
+    name = "Plain Def Connector"
+    task_type_name = "plain_def"
+    metadata_type = PlainMeta
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls: dict[str, int] = {}
+
+    def create(self, task_template, output_prefix, inputs=None, **kwargs):  # type: ignore[no-untyped-def]
+        return PlainMeta("j")
+
+    def get(self, resource_meta: PlainMeta, **kwargs) -> Resource:  # type: ignore[no-untyped-def,override]
+        seen = self.polls[resource_meta.job_id] = self.polls.get(resource_meta.job_id, 0) + 1
+        if resource_meta.job_id == "first-blip" or seen > 1:
+            raise TransientError("the API is down")
+        return Resource(phase=Phase.QUEUED, message="waiting for a slot")
+
+    def delete(self, resource_meta: PlainMeta, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
+async def test_def_connector_transient_answers_repeat_the_phase_seen_on_a_worker_thread() -> None:
+    # Its replies are converted (and their phases noted) on the worker threads, not the loop.
+    dispatcher = Dispatcher(
+        ConnectorRegistry([PlainDefConnector()]),
+        DispatchConfig(threads=4, transient_backoff=0.01, transient_max_consecutive=3, stall_threshold=None),
+    )
+    try:
+        await dispatcher.get(("plain_def", 0), PlainMeta("first-blip").encode())  # its first transient failure
+        jobs = [PlainMeta(f"job-{i}").encode() for i in range(20)]
+        first = await asyncio.gather(*(dispatcher.get(("plain_def", 0), job) for job in jobs))
+        assert {r.phase for r in first} == {Phase.QUEUED}
+        answers = [await asyncio.gather(*(dispatcher.get(("plain_def", 0), job) for job in jobs)) for _ in range(3)]
+        phases = [{r.phase for r in polls} for polls in answers]
+        assert phases == [{Phase.QUEUED}, {Phase.QUEUED}, {Phase.RETRYABLE_FAILED}]
+        assert "the API is down" in answers[0][0].message
     finally:
         dispatcher.close()
 
