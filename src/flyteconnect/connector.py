@@ -155,9 +155,9 @@ class ResourceMeta:
     @classmethod
     def decode(cls, data: bytes) -> Self:
         """Rebuild from ``encode``'s bytes; ``ResourceMetaError`` names what is wrong."""
-        flat = _FLAT.get(cls, _UNSET)
+        flat = _FLAT.get(cls, _UNSET)  # _flat_handle(cls), without a call on the hot path
         if flat is _UNSET:
-            flat = _FLAT[cls] = _flat_handle(cls)  # type: ignore[arg-type]
+            flat = _flat_handle(cls)  # type: ignore[arg-type]
         memo = flat.memo if flat is not None and flat.positional and type(data) is bytes else None
         if memo is not None:
             args = memo.get(data)
@@ -202,7 +202,7 @@ class ResourceMeta:
 
 
 _FLAT: dict[type, Any] = {}
-"""``_flat_handle`` of each decoded class, looked up without functools.cache's call (GetTask's hot path)."""
+"""``_flat_handle`` of each class seen (None for a class that is not a flat handle)."""
 _UNSET: Any = object()
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # json.dumps' own (C) string escaping
@@ -341,16 +341,19 @@ class _FlatHandle:
         memo[data] = args
 
 
-@functools.cache
 def _flat_handle(cls: type) -> _FlatHandle | None:
-    """The flat-handle fast path of dataclass ``cls``, or None when a field is not a str, int or bool."""
-    if not dataclasses.is_dataclass(cls):
-        return None
-    hints = _field_types(cls)
-    if not hints or any(hint not in (str, int, bool) for hint in hints.values()):
-        return None
-    positional = not any(getattr(f, "kw_only", False) for f in dataclasses.fields(cls) if f.init)
-    return _FlatHandle(tuple(hints), tuple(hints.values()), positional)
+    """The flat-handle fast path of dataclass ``cls``, or None when a field is not a str, int or bool (kept in
+    ``_FLAT``: one per class, shared by ``decode`` and the class's decoder)."""
+    found = _FLAT.get(cls, _UNSET)
+    if found is not _UNSET:
+        return found  # type: ignore[no-any-return]
+    flat = None
+    hints = _field_types(cls) if dataclasses.is_dataclass(cls) else None
+    if hints and all(hint in (str, int, bool) for hint in hints.values()):
+        positional = not any(getattr(f, "kw_only", False) for f in dataclasses.fields(cls) if f.init)
+        flat = _FlatHandle(tuple(hints), tuple(hints.values()), positional)
+    _FLAT[cls] = flat
+    return flat
 
 
 def _dataclass_decoder(cls: type) -> Decoder:

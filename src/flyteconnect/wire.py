@@ -17,9 +17,9 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ONE_BYTE", "delimited", "literal_map_bytes", "varint"]
+__all__ = ["delimited", "literal_map_bytes", "varint"]
 
-ONE_BYTE = [bytes((i,)) for i in range(256)]
+_ONE_BYTE = [bytes((i,)) for i in range(256)]
 _pack_double = struct.Struct("<d").pack
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _U64 = 1 << 64
@@ -28,7 +28,7 @@ _U64 = 1 << 64
 def varint(n: int) -> bytes:
     """``n`` (0 <= n < 2**64) as a base-128 varint."""
     if n < 0x80:
-        return ONE_BYTE[n]
+        return _ONE_BYTE[n]
     if n < 0x4000:
         return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
@@ -42,7 +42,7 @@ def varint(n: int) -> bytes:
 def delimited(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: ``tag``, the payload's length as a varint, the payload."""
     n = len(payload)
-    return tag + (ONE_BYTE[n] if n < 0x80 else varint(n)) + payload
+    return tag + (_ONE_BYTE[n] if n < 0x80 else varint(n)) + payload
 
 
 def literal_map_bytes(values: Mapping[str, Any], encode: Callable[[str, Any], Any]) -> bytes:

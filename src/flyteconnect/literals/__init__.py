@@ -33,7 +33,6 @@ __all__ = [
     "FlyteDirectory",
     "FlyteFile",
     "StructuredDataset",
-    "encode_output",
     "literal_map_to_python",
     "to_literal",
     "to_literal_map",
@@ -199,12 +198,12 @@ def to_literal_map_bytes(outputs: Any) -> bytes:
     """``to_literal_map_proto(outputs).SerializeToString()``, for the same inputs; a dict's int, float, str and
     bool values are written without building their protos (the server's reply path, ``flyteconnect.wire``)."""
     if type(outputs) is dict or (isinstance(outputs, Mapping) and not hasattr(outputs, "to_flyte_idl")):
-        return literal_map_bytes(outputs, encode_output)
+        return literal_map_bytes(outputs, _encode_output)
     data: bytes = to_literal_map_proto(outputs).SerializeToString()
     return data
 
 
-def encode_output(name: str, value: Any) -> literals_pb2.Literal:
+def _encode_output(name: str, value: Any) -> literals_pb2.Literal:
     """The Literal of output ``name`` (by its runtime type); LiteralError naming the output when it cannot be."""
     try:
         return _encode(value, None)
