@@ -96,6 +96,11 @@ def test_bad_values_raise_the_engines_error(value: Any, message: str) -> None:
         fl.to_literal_map_bytes({"x": value})
 
 
+def test_names_that_are_not_strings_are_named() -> None:
+    with pytest.raises(LiteralError, match=r"output names must be str, got int \(1\)"):
+        fl.to_literal_map_bytes({"ok": 1, 1: "x"})
+
+
 def test_not_a_mapping_is_refused() -> None:
     with pytest.raises(LiteralError, match="outputs must be a dict or a LiteralMap, got list"):
         fl.to_literal_map_bytes([1, 2])

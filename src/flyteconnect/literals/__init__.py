@@ -198,7 +198,13 @@ def to_literal_map_bytes(outputs: Any) -> bytes:
     """``to_literal_map_proto(outputs).SerializeToString()``, for the same inputs; a dict's int, float, str and
     bool values are written without building their protos (the server's reply path, ``flyteconnect.wire``)."""
     if type(outputs) is dict or (isinstance(outputs, Mapping) and not hasattr(outputs, "to_flyte_idl")):
-        return literal_map_bytes(outputs, _encode_output)
+        try:
+            return literal_map_bytes(outputs, _encode_output)
+        except AttributeError:  # a name without .encode(): say which (checked only on this error path)
+            for name in outputs:
+                if not isinstance(name, str):
+                    raise LiteralError(f"output names must be str, got {type(name).__name__} ({name!r})") from None
+            raise
     data: bytes = to_literal_map_proto(outputs).SerializeToString()
     return data
 
