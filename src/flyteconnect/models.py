@@ -4,21 +4,29 @@ They carry the attribute names of flytekit's models (``flytekit.models.task.Task
 connectors read them unchanged, but they are built lazily from the proto: GetTask pays only for what a connector
 actually touches. Nested messages without a flytekit-specific shape (``container``, ``sql``, ``metadata``, ``id``,
 ``security_context``) are returned as the protos themselves, whose field names match flytekit's models.
+
+The server builds them ``from_bytes``: the nested messages of a request arrive serialized (``server.shallow``) and
+each view parses its bytes on first use, into its own proto; bytes that do not parse raise ``InvalidRequest``
+(INVALID_ARGUMENT) then. A TaskTemplate's type, version, ``config`` and ``custom`` come from a memo by template
+bytes: every execution of a task sends the same template, so a connector reading ``custom`` gets a fresh dict
+without the template being parsed again.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import marshal
 from collections.abc import Mapping
 from typing import Any
 
 from flyteidl.admin import agent_pb2
 from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2
 from google.protobuf import json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
-from flyteconnect.protostruct import config_to_dict
+from flyteconnect.errors import InvalidRequest
+from flyteconnect.protostruct import config_to_dict, struct_to_dict
 
 __all__ = ["LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"]
 
@@ -32,6 +40,23 @@ def _as_v1(pb: Message, cls: type[Message]) -> Any:
     return out
 
 
+def _parse(cls: type[Message], raw: bytes) -> Any:
+    """``cls`` parsed from a request's bytes; InvalidRequest (INVALID_ARGUMENT) when they are not one."""
+    try:
+        return cls.FromString(raw)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise InvalidRequest(f"malformed {cls.DESCRIPTOR.full_name} in the request: {e}") from None
+
+
+def _lazy_pb(view: Any, name: str, cls: type[Message]) -> Any:
+    """``__getattr__`` of a view built ``from_bytes``: the ``_pb`` slot is filled on first use."""
+    if name != "_pb":
+        raise AttributeError(f"{type(view).__name__!r} object has no attribute {name!r}")
+    pb = _parse(cls, view._raw)
+    view._pb = pb
+    return pb
+
+
 class LiteralMap:
     """Named Flyte literals (a task's inputs or outputs), like flytekit's ``models.literals.LiteralMap``.
 
@@ -39,10 +64,21 @@ class LiteralMap:
     Always truthy, as flytekit's model is, so ``if inputs:`` behaves the same after a port.
     """
 
-    __slots__ = ("_pb",)
+    __slots__ = ("_pb", "_raw")
+    _raw: bytes  # the serialized message of a view built from_bytes, until parsed
 
     def __init__(self, literals: Mapping[str, literals_pb2.Literal] | None = None) -> None:
         self._pb = literals_pb2.LiteralMap(literals=dict(literals or {}))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LiteralMap:
+        """A view of a serialized ``flyteidl.core.LiteralMap``, parsed on first use (InvalidRequest if it is not)."""
+        self = cls.__new__(cls)
+        self._raw = raw
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return _lazy_pb(self, name, literals_pb2.LiteralMap)
 
     @classmethod
     def from_flyte_idl(cls, pb: Any) -> LiteralMap:
@@ -117,15 +153,39 @@ class TaskTemplate:
     and ``security_context`` are None when unset. Parsed lazily, once.
     """
 
-    __slots__ = ("__dict__", "_pb")
+    __slots__ = ("__dict__", "_facts", "_pb", "_raw")
+    _raw: bytes  # the serialized message of a view built from_bytes, until parsed
 
     def __init__(self, pb: tasks_pb2.TaskTemplate) -> None:
         self._pb = pb
+        self._facts: _TemplateFacts | None = None
 
     @classmethod
     def from_flyte_idl(cls, pb: Any) -> TaskTemplate:
         """Wrap a ``flyteidl.core.TaskTemplate`` (a Flyte 2 one is converted; the messages are wire-compatible)."""
         return cls(_as_v1(pb, tasks_pb2.TaskTemplate))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TaskTemplate:
+        """A view of a serialized ``flyteidl.core.TaskTemplate`` (InvalidRequest if it is not one).
+
+        Parsed here only the first time these bytes are seen; after that on first use of a proto-valued attribute.
+        """
+        self = cls.__new__(cls)
+        self._raw = raw
+        facts = _TEMPLATES.get(raw)
+        if facts is None:
+            pb = self._pb = _parse(tasks_pb2.TaskTemplate, raw)
+            facts = _TemplateFacts(pb)
+            if len(raw) <= _TEMPLATE_MAX_BYTES:
+                if len(_TEMPLATES) >= _TEMPLATE_ENTRIES:  # bounded: forget the oldest template
+                    _TEMPLATES.pop(next(iter(_TEMPLATES), b""), None)
+                _TEMPLATES[raw] = facts
+        self._facts = facts
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return _lazy_pb(self, name, tasks_pb2.TaskTemplate)
 
     def to_flyte_idl(self) -> tasks_pb2.TaskTemplate:
         """The proto."""
@@ -139,12 +199,14 @@ class TaskTemplate:
     @property
     def type(self) -> str:
         """The task type name (the connector's ``task_type_name``)."""
-        return self._pb.type  # type: ignore[no-any-return]
+        facts = self._facts
+        return facts.type if facts is not None else self._pb.type  # type: ignore[no-any-return]
 
     @property
     def task_type_version(self) -> int:
         """The task type version."""
-        return self._pb.task_type_version  # type: ignore[no-any-return]
+        facts = self._facts
+        return facts.version if facts is not None else self._pb.task_type_version  # type: ignore[no-any-return]
 
     @property
     def metadata(self) -> Any:
@@ -154,6 +216,9 @@ class TaskTemplate:
     @functools.cached_property
     def custom(self) -> dict[str, Any]:
         """The task's custom Struct as a dict (``MessageToDict``: every number is a float, as in flytekit)."""
+        facts = self._facts
+        if facts is not None:
+            return facts.custom(self)
         return config_to_dict(self._pb.custom) if self._pb.HasField("custom") else {}
 
     @functools.cached_property
@@ -190,10 +255,38 @@ class TaskTemplate:
     @functools.cached_property
     def config(self) -> dict[str, str]:
         """The template's string config map as a dict."""
-        return dict(self._pb.config)
+        facts = self._facts
+        return dict(facts.config if facts is not None else self._pb.config)
 
     def __repr__(self) -> str:
         return f"TaskTemplate(type={self.type!r}, version={self.task_type_version}, name={self.id.name!r})"
+
+
+class _TemplateFacts:
+    """What every view of the same template bytes shares: immutable values, and ``custom`` kept marshalled."""
+
+    __slots__ = ("_custom", "config", "type", "version")
+
+    def __init__(self, pb: tasks_pb2.TaskTemplate) -> None:
+        self.type: str = pb.type
+        self.version: int = pb.task_type_version
+        self.config: dict[str, str] = dict(pb.config)  # copied for each view that reads it
+        self._custom: bytes | None = None
+
+    def custom(self, view: TaskTemplate) -> dict[str, Any]:
+        """A new dict of the template's custom config, converted once (from ``view``'s proto) and then unmarshalled."""
+        frozen = self._custom
+        if frozen is None:
+            pb = view._pb
+            # marshal keeps dict order, float bits, bools and None exactly: loads() is a deep copy done in C.
+            frozen = self._custom = marshal.dumps(struct_to_dict(pb.custom) if pb.HasField("custom") else {})
+        value: dict[str, Any] = marshal.loads(frozen)
+        return value
+
+
+_TEMPLATES: dict[bytes, _TemplateFacts] = {}
+_TEMPLATE_ENTRIES = 128
+_TEMPLATE_MAX_BYTES = 64 * 1024
 
 
 class TaskExecutionMetadata:
@@ -202,7 +295,8 @@ class TaskExecutionMetadata:
     Unlike flytekit, the fields flytekit drops (``max_attempts``, ``interruptible``...) stay readable.
     """
 
-    __slots__ = ("__dict__", "_pb")
+    __slots__ = ("__dict__", "_pb", "_raw")
+    _raw: bytes  # the serialized message of a view built from_bytes, until parsed
 
     def __init__(self, pb: agent_pb2.TaskExecutionMetadata) -> None:
         self._pb = pb
@@ -211,6 +305,16 @@ class TaskExecutionMetadata:
     def from_flyte_idl(cls, pb: Any) -> TaskExecutionMetadata:
         """Wrap the Flyte 1 proto (a Flyte 2 one is converted)."""
         return cls(_as_v1(pb, agent_pb2.TaskExecutionMetadata))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TaskExecutionMetadata:
+        """A view of a serialized Flyte 1 ``TaskExecutionMetadata``, parsed on first use (InvalidRequest if not one)."""
+        self = cls.__new__(cls)
+        self._raw = raw
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return _lazy_pb(self, name, agent_pb2.TaskExecutionMetadata)
 
     def to_flyte_idl(self) -> agent_pb2.TaskExecutionMetadata:
         """The proto."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from flyteidl.admin import agent_pb2
 from flyteidl.core import identifier_pb2, interface_pb2, literals_pb2, tasks_pb2, types_pb2
 from google.protobuf import struct_pb2
 
 from flyteconnect import LiteralMap, TaskExecutionMetadata, TaskTemplate
+from flyteconnect.errors import InvalidRequest
 from flyteconnect.literals import to_literal
 
 
@@ -88,3 +90,99 @@ def test_task_execution_metadata_view_keeps_every_field() -> None:
     assert key == TaskExecutionMetadata.from_flyte_idl(pb).idempotency_key()
     pb.task_execution_id.retry_attempt = 2  # a new attempt is a new job
     assert TaskExecutionMetadata.from_flyte_idl(pb).idempotency_key() != key
+
+
+def _rich_template() -> tasks_pb2.TaskTemplate:
+    pb = _template()
+    pb.metadata.retries.retries = 3
+    pb.container.image = "img"
+    pb.container.args.extend(["--out", "{{.outputPrefix}}"])
+    pb.security_context.run_as.k8s_service_account = "sa"
+    return pb
+
+
+def test_a_view_from_bytes_reads_like_a_view_from_the_proto() -> None:
+    pb = _rich_template()
+    from_bytes, from_pb = TaskTemplate.from_bytes(pb.SerializeToString()), TaskTemplate.from_flyte_idl(pb)
+    for name in ("type", "task_type_version", "id", "metadata", "custom", "config", "container", "sql", "k8s_pod",
+                 "security_context", "extended_resources"):  # fmt: skip
+        assert getattr(from_bytes, name) == getattr(from_pb, name), name
+    assert from_bytes.interface.inputs == from_pb.interface.inputs
+    assert from_bytes.to_flyte_idl() == pb
+    assert repr(from_bytes) == repr(from_pb)
+
+
+def test_views_of_the_same_template_bytes_share_nothing_mutable() -> None:
+    raw = _rich_template().SerializeToString()
+    first, second = TaskTemplate.from_bytes(raw), TaskTemplate.from_bytes(raw)  # the second from the memo
+    first.custom["nested"]["a"].append(3.0)
+    first.config["k"] = "changed"
+    first.container.args.append("--more")
+    assert second.custom == {"query": "select 1", "retries": 3.0, "nested": {"a": [1.0, 2.0]}}
+    assert second.config == {"k": "v"}
+    assert list(second.container.args) == ["--out", "{{.outputPrefix}}"]
+    assert second.to_flyte_idl() is not first.to_flyte_idl()
+
+
+def test_a_template_from_the_memo_is_parsed_only_when_a_proto_is_read() -> None:
+    raw = _rich_template().SerializeToString()
+    TaskTemplate.from_bytes(raw)
+    view = TaskTemplate.from_bytes(raw)
+    assert (view.type, view.custom["query"], view.config) == ("my_type", "select 1", {"k": "v"})
+    assert _unparsed(view)
+    assert view.id.name == "t"
+    assert not _unparsed(view)
+
+
+def _unparsed(view: object) -> bool:
+    try:
+        object.__getattribute__(view, "_pb")
+    except AttributeError:
+        return True
+    return False
+
+
+def test_the_template_memo_is_bounded(monkeypatch) -> None:
+    from flyteconnect import models
+
+    monkeypatch.setattr(models, "_TEMPLATES", {})
+    monkeypatch.setattr(models, "_TEMPLATE_ENTRIES", 3)
+    monkeypatch.setattr(models, "_TEMPLATE_MAX_BYTES", 200)
+    for i in range(10):
+        view = TaskTemplate.from_bytes(tasks_pb2.TaskTemplate(type=f"t{i}").SerializeToString())
+        assert view.type == f"t{i}"
+    assert len(models._TEMPLATES) == 3
+    big = tasks_pb2.TaskTemplate(type="big", config={"k": "x" * 300}).SerializeToString()
+    assert TaskTemplate.from_bytes(big).config["k"] == "x" * 300
+    assert big not in models._TEMPLATES
+
+
+def test_a_custom_struct_json_cannot_show_still_raises_from_bytes() -> None:
+    pb = tasks_pb2.TaskTemplate(type="t")
+    pb.custom.update({"x": float("nan")})
+    view = TaskTemplate.from_bytes(pb.SerializeToString())
+    with pytest.raises(ValueError, match="NaN"):
+        view.custom  # noqa: B018
+
+
+def test_views_from_bytes_that_do_not_parse_raise_invalid_request_on_first_use() -> None:
+    bad = b"\xff\xff\xff"
+    with pytest.raises(InvalidRequest, match=r"malformed flyteidl.core.TaskTemplate in the request"):
+        TaskTemplate.from_bytes(bad)  # the routing key needs the template at once
+    inputs, meta = LiteralMap.from_bytes(bad), TaskExecutionMetadata.from_bytes(bad)  # the others on first use
+    with pytest.raises(InvalidRequest, match=r"malformed flyteidl.core.LiteralMap in the request"):
+        inputs.to_python()
+    with pytest.raises(InvalidRequest, match=r"malformed flyteidl.admin.TaskExecutionMetadata in the request"):
+        meta.namespace  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        inputs.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_literal_map_and_metadata_from_bytes() -> None:
+    proto = literals_pb2.LiteralMap(literals={"a": to_literal(1), "b": to_literal("x")})
+    view = LiteralMap.from_bytes(proto.SerializeToString())
+    assert view.to_python() == {"a": 1, "b": "x"} and view.to_flyte_idl() == proto and view == proto
+    assert LiteralMap.from_bytes(b"").to_python() == {}  # an absent field: an empty map
+    meta = agent_pb2.TaskExecutionMetadata(namespace="ns", labels={"a": "b"}, max_attempts=3)
+    view_meta = TaskExecutionMetadata.from_bytes(meta.SerializeToString())
+    assert (view_meta.namespace, view_meta.labels, view_meta.max_attempts) == ("ns", {"a": "b"}, 3)

@@ -59,6 +59,22 @@ async def _raw_get_task(stubs: Stubs) -> object:
     return await call(b"\xff\xff\xff\xff garbage", timeout=5)
 
 
+def _raw_create(raw: bytes) -> Callable[[Stubs], Awaitable[object]]:
+    return lambda s: s.channel.unary_unary("/flyteidl.service.AsyncAgentService/CreateTask")(raw, timeout=5)
+
+
+def _with_field(request: agent_pb2.CreateTaskRequest, field: str, payload: bytes) -> bytes:
+    """``request`` serialized with ``field`` (a nested message) replaced by ``payload`` bytes."""
+    number = request.DESCRIPTOR.fields_by_name[field].number
+    rest = agent_pb2.CreateTaskRequest()
+    rest.CopyFrom(request)
+    rest.ClearField(field)
+    return rest.SerializeToString() + bytes([number << 3 | 2, len(payload)]) + payload
+
+
+BAD_BYTES = b"\xff\xff\xff"  # a truncated varint: no message parses from it
+
+
 def _get(task_type: str, meta: bytes, version: int = 0, timeout: float = 5) -> Callable[[Stubs], Awaitable[object]]:
     return lambda s: s.async_.GetTask(get_request(task_type, meta, version), timeout=timeout)
 
@@ -105,6 +121,11 @@ CASES = [
     Case("wrong-field-type", _get("echo", b'{"job_id": 5}'), Code.INVALID_ARGUMENT, "expected str, got int"),
     Case("oversized-resource-meta", _get("echo", b"x" * (2 * 1024 * 1024)), Code.RESOURCE_EXHAUSTED, "larger than max"),
     Case("garbage-protobuf", _raw_get_task, Code.INVALID_ARGUMENT, "malformed GetTaskRequest"),
+    Case("create-garbage-protobuf", _raw_create(b"\xff\xff\xff\xff garbage"), Code.INVALID_ARGUMENT, "malformed CreateTaskRequest"),
+    Case("create-malformed-template", _raw_create(_with_field(create_request("echo"), "template", BAD_BYTES)),
+         Code.INVALID_ARGUMENT, "malformed flyteidl.core.TaskTemplate in the request"),
+    Case("create-malformed-inputs", _raw_create(_with_field(create_request("faulty", mode="bad_inputs"), "inputs", BAD_BYTES)),
+         Code.INVALID_ARGUMENT, "create faulty_v0 (Faulty Connector): malformed flyteidl.core.LiteralMap in the request"),
     Case("wrong-literal-type", _create("faulty", {"x": "abc"}, mode="bad_inputs"), Code.INVALID_ARGUMENT,
          "input 'x': expected a literal of int"),
     # connectors that raise, hang or return the wrong thing

@@ -21,6 +21,7 @@ import grpc
 from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 
+from flyteconnect.errors import InvalidRequest
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
 from flyteconnect.server import replies
 from flyteconnect.server.dispatch import Dispatcher
@@ -35,6 +36,7 @@ from flyteconnect.server.grpc_util import (
     server_stream,
     unary,
 )
+from flyteconnect.server.shallow import shallow
 
 __all__ = [
     "ADAPTER",
@@ -50,6 +52,7 @@ METADATA_SERVICE = "flyteidl.service.AgentMetadataService"
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 _DELETED = b""  # a serialized (empty) DeleteTaskResponse
+_CreateTaskRequest = shallow(agent_pb2.CreateTaskRequest)  # template, inputs and metadata kept as bytes
 
 
 def _key(request: Any) -> tuple[str, int]:
@@ -78,22 +81,48 @@ def _logs_pb(value: Any) -> agent_pb2.GetTaskLogsResponse:
 class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ignore[misc]
     """``flyteidl.service.AsyncAgentService``: CreateTask, GetTask, DeleteTask, GetTaskMetrics, GetTaskLogs."""
 
+    POLLS_REMEMBERED = 4096
+
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
+        # GetTask request bytes -> (routing key, resource_meta): Propeller polls a job with the same bytes every
+        # time, so a poll seen before is not parsed again. Bounded; the oldest entry goes first.
+        self._polls: dict[bytes, tuple[tuple[str, int], bytes]] = {}
+
+    def _poll(self, request: Any) -> tuple[tuple[str, int], bytes]:
+        """A GetTask request's routing key and resource_meta."""
+        polls = self._polls
+        if type(request) is bytes:
+            seen = polls.get(request)
+            if seen is not None:
+                return seen
+        req = parse(agent_pb2.GetTaskRequest, request)
+        found = (_key(req), req.resource_meta)
+        if type(request) is bytes:
+            if len(polls) >= self.POLLS_REMEMBERED:
+                polls.pop(next(iter(polls), b""), None)
+            polls[request] = found
+        return found
 
     async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
         """Start a job; answer its resource_meta (a serialized CreateTaskResponse)."""
         try:
-            req = parse(agent_pb2.CreateTaskRequest, request)
-            template = req.template
+            if type(request) is not bytes:  # called directly with a request proto
+                request = request.SerializeToString()
+            req = parse(_CreateTaskRequest, request)
+            try:
+                template = TaskTemplate.from_bytes(req.template)
+            except InvalidRequest as e:
+                raise CallFailed(_INVALID, str(e)) from None
+            inputs = req.inputs
             meta = await self._d.create(
                 (template.type, template.task_type_version),
-                TaskTemplate(template),
+                template,
                 req.output_prefix,
-                LiteralMap.from_flyte_idl(req.inputs),
-                TaskExecutionMetadata(req.task_execution_metadata),
+                LiteralMap.from_bytes(inputs),
+                TaskExecutionMetadata.from_bytes(req.task_execution_metadata),
                 timeout=context.time_remaining(),
-                input_bytes=req.inputs.ByteSize(),
+                input_bytes=len(inputs),
             )
         except CallFailed as e:
             return await abort(context, e)
@@ -102,9 +131,9 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
     async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
         """Poll a job (the hot path); answers a serialized GetTaskResponse."""
         try:
-            req = parse(agent_pb2.GetTaskRequest, request)
+            key, resource_meta = self._poll(request)
             reply: bytes = await self._d.get(
-                _key(req), req.resource_meta, convert=replies.get_task_v1, timeout=context.time_remaining()
+                key, resource_meta, convert=replies.get_task_v1, timeout=context.time_remaining()
             )
         except CallFailed as e:
             return await abort(context, e)
