@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-import marshal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flyteidl.admin import agent_pb2
@@ -26,7 +25,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from flyteconnect.errors import InvalidRequest
-from flyteconnect.protostruct import config_to_dict, struct_to_dict
+from flyteconnect.protostruct import config_to_dict, copier, struct_to_dict
 
 __all__ = ["LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"]
 
@@ -263,7 +262,7 @@ class TaskTemplate:
 
 
 class _TemplateFacts:
-    """What every view of the same template bytes shares: immutable values, and ``custom`` kept marshalled."""
+    """What every view of the same template bytes shares: immutable values, and a copier of ``custom``."""
 
     __slots__ = ("_custom", "config", "type", "version")
 
@@ -271,17 +270,15 @@ class _TemplateFacts:
         self.type: str = pb.type
         self.version: int = pb.task_type_version
         self.config: dict[str, str] = dict(pb.config)  # copied for each view that reads it
-        self._custom: bytes | None = None
+        self._custom: Callable[[], dict[str, Any]] | None = None
 
     def custom(self, view: TaskTemplate) -> dict[str, Any]:
-        """A new dict of the template's custom config, converted once (from ``view``'s proto) and then unmarshalled."""
-        frozen = self._custom
-        if frozen is None:
+        """A new dict of the template's custom config, converted once (from ``view``'s proto), then copied."""
+        copy = self._custom
+        if copy is None:
             pb = view._pb
-            # marshal keeps dict order, float bits, bools and None exactly: loads() is a deep copy done in C.
-            frozen = self._custom = marshal.dumps(struct_to_dict(pb.custom) if pb.HasField("custom") else {})
-        value: dict[str, Any] = marshal.loads(frozen)
-        return value
+            copy = self._custom = copier(struct_to_dict(pb.custom) if pb.HasField("custom") else {})
+        return copy()
 
 
 _TEMPLATES: dict[bytes, _TemplateFacts] = {}

@@ -79,3 +79,33 @@ def test_config_memo_is_bounded() -> None:
         struct.update({"i": i})
         assert protostruct.config_to_dict(struct) == {"i": float(i)}
     assert len(protostruct._MEMO) <= protostruct._MEMO_ENTRIES
+
+
+def _containers(value: Any) -> list[Any]:
+    """Every dict and list inside ``value`` (itself included)."""
+    if isinstance(value, dict):
+        return [value, *(c for item in value.values() for c in _containers(item))]
+    if isinstance(value, list):
+        return [value, *(c for item in value for c in _containers(item))]
+    return []
+
+
+def test_a_copier_gives_equal_copies_that_share_no_container() -> None:
+    from flyteconnect.protostruct import copier
+
+    rnd = random.Random(20261204)
+    for _ in range(300):
+        original = {f"f{j}": _random_value(rnd, 0) for j in range(rnd.randrange(6))}
+        before = repr(original)
+        copy = copier(original)
+        first, second = copy(), copy()
+        assert repr(first) == repr(second) == before  # equal, same types, same key order
+        mine = {id(c) for c in _containers(original)}
+        assert not mine & {id(c) for c in _containers(first)}
+        assert not {id(c) for c in _containers(first)} & {id(c) for c in _containers(second)}
+        for container in _containers(first):  # changing a copy everywhere leaves the next copy as it was
+            if isinstance(container, dict):
+                container["new"] = 1
+            else:
+                container.append(1)
+        assert repr(copy()) == before == repr(original)

@@ -144,10 +144,18 @@ class FlatOptional(ResourceMeta):
     big: int = 2**70
 
 
+@dataclass
+class OneField(ResourceMeta):
+    job_id: str
+
+
 @pytest.mark.parametrize(
     "meta",
     [
         Flat("j-1", "eu", 2, True),
+        Flat(5, None, True, 1),  # type: ignore[arg-type]  # values not of the declared types: the general path
+        OneField("solo"),
+        OneField(7),  # type: ignore[arg-type]
         FlatOptional("j\u0000\t\u2028"),
         FlatOptional("j", "n", -(2**80)),
         Flat('jé☃\n"q"', "", -7),
