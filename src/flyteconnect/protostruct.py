@@ -60,8 +60,9 @@ def config_to_dict(struct: Any) -> dict[str, Any]:
         return result
     if len(_MEMO) >= _MEMO_ENTRIES:  # bounded: forget the oldest entry
         _MEMO.pop(next(iter(_MEMO), b""), None)
-    copy = _MEMO[key] = copier(result)  # the memo keeps ``result`` as its original: the caller gets a copy
-    return copy()
+    _MEMO[key] = copier(result)  # the memo keeps ``result`` as its original: the caller gets a copy
+    fresh: dict[str, Any] = _MEMO[key]()
+    return fresh
 
 
 def copier(value: Any) -> Callable[[], Any]:

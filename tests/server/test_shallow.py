@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import pytest
 from flyteidl.admin import agent_pb2
+from flyteidl.core import literals_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from flyteconnect import ConnectorRegistry
@@ -20,7 +21,13 @@ from .conftest import Stubs
 from .test_errors import BAD_BYTES, _with_field, faulty
 from .test_rpcs import create_request, get_request
 
-TWINNED = [agent_pb2.CreateTaskRequest, agent_pb2.GetTaskRequest, agent_pb2.DeleteTaskRequest]
+TWINNED = [
+    agent_pb2.CreateTaskRequest,
+    agent_pb2.GetTaskRequest,
+    agent_pb2.DeleteTaskRequest,
+    agent_pb2.CreateRequestHeader,
+    agent_pb2.ExecuteTaskSyncRequest,
+]
 
 
 @pytest.mark.parametrize("cls", TWINNED, ids=lambda c: c.DESCRIPTOR.name)
@@ -42,9 +49,20 @@ def test_a_twin_gives_the_nested_messages_bytes() -> None:
     assert twin.output_prefix == request.output_prefix
 
 
-def test_a_oneof_has_no_twin() -> None:
-    with pytest.raises(ValueError, match="oneofs and repeated fields"):
-        shallow(agent_pb2.ExecuteTaskSyncRequest)
+def test_a_twin_keeps_oneofs_and_refuses_repeated_fields() -> None:
+    twin = shallow(agent_pb2.ExecuteTaskSyncRequest)
+    header = agent_pb2.CreateRequestHeader(output_prefix="s3://x")
+    for request, part, payload in [
+        (agent_pb2.ExecuteTaskSyncRequest(header=header), "header", header.SerializeToString()),
+        (agent_pb2.ExecuteTaskSyncRequest(inputs=literals_pb2.LiteralMap()), "inputs", b""),  # set, though empty
+        (agent_pb2.ExecuteTaskSyncRequest(), None, None),
+    ]:
+        parsed = twin.FromString(request.SerializeToString())
+        assert parsed.WhichOneof("part") == part
+        if part is not None:
+            assert getattr(parsed, part) == payload
+    with pytest.raises(ValueError, match="repeated fields have no shallow twin"):
+        shallow(agent_pb2.ListAgentsResponse)
 
 
 async def test_nested_messages_are_checked_when_the_connector_reads_them(stubs: Stubs) -> None:

@@ -52,7 +52,18 @@ METADATA_SERVICE = "flyteidl.service.AgentMetadataService"
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 _DELETED = b""  # a serialized (empty) DeleteTaskResponse
-_CreateTaskRequest = shallow(agent_pb2.CreateTaskRequest)  # template, inputs and metadata kept as bytes
+# Twins whose nested messages stay bytes (server/shallow.py): the views parse them on first use.
+_CreateTaskRequest = shallow(agent_pb2.CreateTaskRequest)
+_ExecuteTaskSyncRequest = shallow(agent_pb2.ExecuteTaskSyncRequest)
+_CreateRequestHeader = shallow(agent_pb2.CreateRequestHeader)
+
+
+def _template(raw: bytes) -> TaskTemplate:
+    """The request's template (its type and version route the call): malformed bytes are INVALID_ARGUMENT."""
+    try:
+        return TaskTemplate.from_bytes(raw)
+    except InvalidRequest as e:
+        raise CallFailed(_INVALID, str(e)) from None
 
 
 def _key(request: Any) -> tuple[str, int]:
@@ -110,10 +121,7 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
             if type(request) is not bytes:  # called directly with a request proto
                 request = request.SerializeToString()
             req = parse(_CreateTaskRequest, request)
-            try:
-                template = TaskTemplate.from_bytes(req.template)
-            except InvalidRequest as e:
-                raise CallFailed(_INVALID, str(e)) from None
+            template = _template(req.template)
             inputs = req.inputs
             meta = await self._d.create(
                 (template.type, template.task_type_version),
@@ -192,25 +200,26 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
     async def ExecuteTaskSync(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         """Run a sync connector's ``do``; reply with exactly one header message carrying the Resource (serialized)."""
         try:
-            header, inputs = await self._read_request(request_iterator, context)
-            template = header.template
+            raw_header, inputs = await self._read_request(request_iterator, context)
+            header = parse(_CreateRequestHeader, raw_header)
+            template = _template(header.template)
             reply = await self._d.do(
                 (template.type, template.task_type_version),
-                TaskTemplate(template),
+                template,
                 header.output_prefix,
-                LiteralMap.from_flyte_idl(inputs),
+                LiteralMap.from_bytes(inputs),
                 convert=replies.execute_task_sync,
                 timeout=context.time_remaining(),
-                input_bytes=inputs.ByteSize(),
-                task_execution_metadata=TaskExecutionMetadata(header.task_execution_metadata),
+                input_bytes=len(inputs),
+                task_execution_metadata=TaskExecutionMetadata.from_bytes(header.task_execution_metadata),
             )
         except CallFailed as e:
             await abort(context, e)
             return
         yield reply
 
-    async def _read_request(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> tuple[Any, Any]:
-        """Read the header and the inputs; misuse is INVALID_ARGUMENT (never a hang: reads are bounded)."""
+    async def _read_request(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> tuple[bytes, bytes]:
+        """Read the header and the inputs, as bytes; misuse is INVALID_ARGUMENT (never a hang: reads are bounded)."""
         remaining = context.time_remaining()
         limit = self._d.config.timeout
         bound = remaining if limit is None else (limit if remaining is None else min(limit, remaining))
@@ -223,7 +232,9 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
                         raw = await it.__anext__()
                     except StopAsyncIteration:
                         break
-                    parts.append(parse(agent_pb2.ExecuteTaskSyncRequest, raw))
+                    if type(raw) is not bytes:  # called directly with request protos
+                        raw = raw.SerializeToString()
+                    parts.append(parse(_ExecuteTaskSyncRequest, raw))
             # Close grpc's message generator now: left suspended, it is closed later by asyncio's finalizer hook,
             # which wakes the loop through its self-pipe (a syscall and a task per call).
             aclose = getattr(it, "aclose", None)
@@ -250,7 +261,9 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
         second = parts[1]
         if second.WhichOneof("part") != "inputs":
             raise CallFailed(_INVALID, "ExecuteTaskSync: the second message must be the inputs, got another header")
-        return first.header, second.inputs
+        header: bytes = first.header
+        inputs: bytes = second.inputs
+        return header, inputs
 
 
 class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # type: ignore[misc]

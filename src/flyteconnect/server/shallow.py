@@ -40,13 +40,19 @@ def _build(desc: Descriptor) -> Any:
         name=f"flyteconnect/shallow/{desc.full_name}.proto", package=package, syntax="proto3"
     )
     message = file.message_type.add(name=desc.name)
+    oneofs = {}
+    for oneof in desc.oneofs:  # kept: WhichOneof and presence work on the twin as on the message
+        oneofs[oneof.name] = len(message.oneof_decl)
+        message.oneof_decl.add(name=oneof.name)
     for field in desc.fields:
-        if field.containing_oneof is not None or _repeated(field):
-            raise ValueError(f"{desc.full_name}.{field.name}: oneofs and repeated fields have no shallow twin")
+        if _repeated(field):
+            raise ValueError(f"{desc.full_name}.{field.name}: repeated fields have no shallow twin")
         kind = FieldDescriptor.TYPE_BYTES if field.type == FieldDescriptor.TYPE_MESSAGE else field.type
         if kind == FieldDescriptor.TYPE_ENUM:  # an open proto3 enum is an int32 on the wire
             kind = FieldDescriptor.TYPE_INT32
-        message.field.add(name=field.name, number=field.number, type=kind, label=FieldDescriptor.LABEL_OPTIONAL)
+        twin = message.field.add(name=field.name, number=field.number, type=kind, label=FieldDescriptor.LABEL_OPTIONAL)
+        if field.containing_oneof is not None:
+            twin.oneof_index = oneofs[field.containing_oneof.name]
     _POOL.Add(file)
     return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{package}.{desc.name}"))
 
