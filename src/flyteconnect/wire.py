@@ -53,12 +53,30 @@ def literal_map_bytes(values: Mapping[str, Any], encode: Callable[[str, Any], An
     """
     # This loop is most of a GetTask with outputs. Each entry is
     #   entry { key = 1: name; value = 2: Literal { scalar = 1: Scalar { primitive = 1: Primitive { ... } } } }
-    # and while every length fits in one byte, the usual primitives are written with one format each.
+    # and while every length fits in one byte, the usual primitives are written with one format each. A fixed-size
+    # value (float, bool, a one- or two-byte int) after a name seen before is its cached head plus the value's bytes:
+    # a connector answers the same output names on every poll.
     parts = []
     for name, value in values.items():
+        kind = type(value)
+        if kind is float:
+            head = _FLOAT_HEADS.get(name)
+            if head is not None:
+                parts.append(head + _pack_double(value))
+                continue
+        elif kind is int:
+            if 0 <= value < 0x80:
+                head = _INT1_HEADS.get(name)
+                if head is not None:
+                    parts.append(head + _ONE_BYTE[value])
+                    continue
+            elif 0x80 <= value < 0x4000:
+                head = _INT2_HEADS.get(name)
+                if head is not None:
+                    parts.append(head + bytes((value & 0x7F | 0x80, value >> 7)))
+                    continue
         key = name.encode()
         k = len(key)
-        kind = type(value)
         if k < 100:
             if kind is str:
                 raw = value.encode()
@@ -70,20 +88,35 @@ def literal_map_bytes(values: Mapping[str, Any], encode: Callable[[str, Any], An
                     continue
             elif kind is int:
                 if 0 <= value < 0x80:  # integer = 1, a one-byte varint
-                    parts.append(b"\n%c\n%c%b\x12\x06\n\x04\n\x02\x08%c" % (k + 10, k, key, value))
+                    head = _remember(_INT1_HEADS, name, b"\n%c\n%c%b\x12\x06\n\x04\n\x02\x08" % (k + 10, k, key))
+                    parts.append(head + _ONE_BYTE[value])
                     continue
                 if 0x80 <= value < 0x4000:  # a two-byte varint
-                    low, high = value & 0x7F | 0x80, value >> 7
-                    parts.append(b"\n%c\n%c%b\x12\x07\n\x05\n\x03\x08%c%c" % (k + 11, k, key, low, high))
+                    head = _remember(_INT2_HEADS, name, b"\n%c\n%c%b\x12\x07\n\x05\n\x03\x08" % (k + 11, k, key))
+                    parts.append(head + bytes((value & 0x7F | 0x80, value >> 7)))
                     continue
             elif kind is float:  # float_value = 2, fixed64
-                parts.append(b"\n%c\n%c%b\x12\x0d\n\x0b\n\x09\x11%b" % (k + 17, k, key, _pack_double(value)))
+                head = _remember(_FLOAT_HEADS, name, b"\n%c\n%c%b\x12\x0d\n\x0b\n\x09\x11" % (k + 17, k, key))
+                parts.append(head + _pack_double(value))
                 continue
             elif kind is bool:  # boolean = 4 (a oneof: False is written too)
                 parts.append(b"\n%c\n%c%b\x12\x06\n\x04\n\x02\x20%c" % (k + 10, k, key, value))
                 continue
         parts.append(_entry(key, name, value, encode))
     return b"".join(parts)
+
+
+# Entry heads (everything before the value's bytes) by output name, per fixed-size value kind; bounded.
+_FLOAT_HEADS: dict[str, bytes] = {}
+_INT1_HEADS: dict[str, bytes] = {}
+_INT2_HEADS: dict[str, bytes] = {}
+_HEADS_PER_KIND = 4096
+
+
+def _remember(heads: dict[str, bytes], name: str, head: bytes) -> bytes:
+    if len(heads) < _HEADS_PER_KIND:
+        heads[name] = head
+    return head
 
 
 def _entry(key: bytes, name: str, value: Any, encode: Callable[[str, Any], Any]) -> bytes:

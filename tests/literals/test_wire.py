@@ -129,3 +129,10 @@ def test_untyped_primitives_match_flytekit_golden_literals() -> None:
         assert _parsed(fl.to_literal_map_bytes({"o": value})).literals["o"] == golden, case["name"]
         checked += 1
     assert checked >= 4
+
+
+def test_cached_entry_heads_follow_each_value() -> None:
+    """A name written before reuses its head: each value still gets its own bytes, of each size and kind."""
+    name = "reused_output_name"
+    for value in [1, 5, 127, 128, 300, 16383, 16384, -1, 2**40, 0.5, -2.25, True, False, "s", 7, 0.0, 1]:
+        assert fl.to_literal_map_bytes({name: value}) == fl.to_literal_map({name: value}).SerializeToString(), value

@@ -485,7 +485,9 @@ class Dispatcher:
         **extra: Any,
     ) -> Coroutine[Any, Any, T]:
         """Call ``get`` (with the transient policy); gives ``convert(resource)`` (the Resource without it)."""
-        entry = self.lookup(key, "get")
+        entry = self._entries.get(key) if type(key) is tuple else None  # lookup()'s hit, without the call
+        if entry is None:
+            entry = self.lookup(key, "get")
         if entry.flaky:  # remember the phases of this connector's jobs for transient answers
             convert = _Remember(self._phases, resource_meta, convert)
         return self._run(entry, "get", extra, resource_meta, _checked_resource, convert, timeout)

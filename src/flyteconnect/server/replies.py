@@ -34,18 +34,18 @@ _PHASE_FIELD = {p: _varint_field(b"\x28", p) for p in Phase}
 _literals: Any = None
 
 
-def _outputs(outputs: Any) -> bytes:
+def _literal_engine() -> Any:
     global _literals
     if _literals is None:  # the literal engine loads with the first outputs: start-up stays light
         from flyteconnect import literals as _literals
-    return _literals.to_literal_map_bytes(outputs)  # type: ignore[no-any-return]
+    return _literals
 
 
 def _resource(resource: Resource, state: bool, log_links: Callable[[Resource], list[Any]]) -> bytes:
     phase: Any = resource.phase
     out = _STATE_FIELD.get(phase, b"") if state else b""  # no state for a phase: RETRYABLE_FAILURE (0), absent
     if resource.outputs is not None:  # empty outputs are still present, as with CopyFrom
-        out += delimited(b"\x12", _outputs(resource.outputs))
+        out += delimited(b"\x12", (_literals or _literal_engine()).to_literal_map_bytes(resource.outputs))
     message = resource.message
     if message:
         if type(message) is not str:
@@ -79,17 +79,17 @@ def resource_v2(resource: Resource) -> bytes:
 
 def get_task_v1(resource: Resource) -> bytes:
     """A serialized ``flyteidl.admin.GetTaskResponse`` carrying ``resource``."""
-    return delimited(b"\n", resource_v1(resource))
+    return delimited(b"\n", _resource(resource, True, Resource.log_links_to_flyte_idl))
 
 
 def execute_task_sync(resource: Resource) -> bytes:
     """A serialized ``flyteidl.admin.ExecuteTaskSyncResponse`` whose header carries ``resource``."""
-    return delimited(b"\n", delimited(b"\n", resource_v1(resource)))
+    return delimited(b"\n", delimited(b"\n", _resource(resource, True, Resource.log_links_to_flyte_idl)))
 
 
 def get_task_v2(resource: Resource) -> bytes:
     """A serialized ``flyteidl2.connector.GetTaskResponse`` carrying ``resource``."""
-    return delimited(b"\n", resource_v2(resource))
+    return delimited(b"\n", _resource(resource, False, _v2_links))
 
 
 def create_task(resource_meta: bytes) -> bytes:
