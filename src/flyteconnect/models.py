@@ -14,10 +14,9 @@ without the template being parsed again.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from flyteidl.admin import agent_pb2
 from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2
@@ -28,6 +27,36 @@ from flyteconnect.errors import InvalidRequest
 from flyteconnect.protostruct import config_to_dict, copier, struct_to_dict
 
 __all__ = ["LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"]
+
+V = TypeVar("V")
+
+
+class _cached(Generic[V]):
+    """``functools.cached_property`` without the lock Python 3.11 takes on every first access (3.12 dropped it).
+
+    The value is computed on first access and kept in the instance's ``__dict__``, which later lookups find first.
+    Two threads reading a view at once may both compute it: each gets a correct value.
+    """
+
+    def __init__(self, func: Callable[[Any], V]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _cached[V]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> V: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> V | _cached[V]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 
 def _as_v1(pb: Message, cls: type[Message]) -> Any:
@@ -212,7 +241,7 @@ class TaskTemplate:
         """The ``flyteidl.core.TaskMetadata`` proto (timeout, retries, ...)."""
         return self._pb.metadata
 
-    @functools.cached_property
+    @_cached
     def custom(self) -> dict[str, Any]:
         """The task's custom Struct as a dict (``MessageToDict``: every number is a float, as in flytekit)."""
         facts = self._facts
@@ -220,7 +249,7 @@ class TaskTemplate:
             return facts.custom(self)
         return config_to_dict(self._pb.custom) if self._pb.HasField("custom") else {}
 
-    @functools.cached_property
+    @_cached
     def interface(self) -> TypedInterface:
         """Declared inputs and outputs."""
         return TypedInterface(self._pb.interface)
@@ -251,7 +280,7 @@ class TaskTemplate:
         """The ``flyteidl.core.ExtendedResources`` proto, or None."""
         return self._pb.extended_resources if self._pb.HasField("extended_resources") else None
 
-    @functools.cached_property
+    @_cached
     def config(self) -> dict[str, str]:
         """The template's string config map as a dict."""
         facts = self._facts
@@ -327,12 +356,12 @@ class TaskExecutionMetadata:
         """Kubernetes namespace of the execution."""
         return self._pb.namespace  # type: ignore[no-any-return]
 
-    @functools.cached_property
+    @_cached
     def labels(self) -> dict[str, str]:
         """Labels of the execution."""
         return dict(self._pb.labels)
 
-    @functools.cached_property
+    @_cached
     def annotations(self) -> dict[str, str]:
         """Annotations of the execution."""
         return dict(self._pb.annotations)
@@ -342,7 +371,7 @@ class TaskExecutionMetadata:
         """Service account the task runs as."""
         return self._pb.k8s_service_account  # type: ignore[no-any-return]
 
-    @functools.cached_property
+    @_cached
     def environment_variables(self) -> dict[str, str]:
         """Environment variables of the execution."""
         return dict(self._pb.environment_variables)

@@ -186,3 +186,11 @@ def test_literal_map_and_metadata_from_bytes() -> None:
     meta = agent_pb2.TaskExecutionMetadata(namespace="ns", labels={"a": "b"}, max_attempts=3)
     view_meta = TaskExecutionMetadata.from_bytes(meta.SerializeToString())
     assert (view_meta.namespace, view_meta.labels, view_meta.max_attempts) == ("ns", {"a": "b"}, 3)
+
+
+def test_cached_attributes_are_computed_once_per_view_and_documented() -> None:
+    view = TaskTemplate.from_bytes(_rich_template().SerializeToString())
+    assert view.config is view.config and view.interface is view.interface
+    other = TaskTemplate.from_bytes(_rich_template().SerializeToString())
+    assert other.config is not view.config  # per view, not per class
+    assert TaskTemplate.custom.__doc__ and "custom Struct" in TaskTemplate.custom.__doc__
