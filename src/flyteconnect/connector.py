@@ -25,6 +25,7 @@ from flyteidl.admin import agent_pb2
 from google.protobuf import struct_pb2
 
 from flyteconnect.errors import ResourceMetaError
+from flyteconnect.memo import remember
 
 if typing.TYPE_CHECKING:
     from typing_extensions import Self
@@ -384,10 +385,7 @@ class _FlatHandle:
 
     def remember(self, data: bytes, args: tuple[Any, ...]) -> None:
         """Keep ``args`` as the decoding of ``data``."""
-        memo = self.memo
-        if len(memo) >= self.MEMO_ENTRIES:
-            memo.pop(next(iter(memo), b""), None)
-        memo[data] = args
+        remember(self.memo, data, args, self.MEMO_ENTRIES)
 
 
 def _flat_handle(cls: type) -> _FlatHandle | None:

@@ -24,6 +24,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from flyteconnect.errors import InvalidRequest
+from flyteconnect.memo import remember
 from flyteconnect.protostruct import config_to_dict, copier, struct_to_dict
 
 __all__ = ["LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"]
@@ -206,9 +207,7 @@ class TaskTemplate:
             pb = self._pb = _parse(tasks_pb2.TaskTemplate, raw)
             facts = _TemplateFacts(pb)
             if len(raw) <= _TEMPLATE_MAX_BYTES:
-                if len(_TEMPLATES) >= _TEMPLATE_ENTRIES:  # bounded: forget the oldest template
-                    _TEMPLATES.pop(next(iter(_TEMPLATES), b""), None)
-                _TEMPLATES[raw] = facts
+                remember(_TEMPLATES, raw, facts, _TEMPLATE_ENTRIES)
         self._facts = facts
         return self
 

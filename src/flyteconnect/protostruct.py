@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flyteconnect.memo import remember
+
 __all__ = ["config_to_dict", "copier", "struct_to_dict", "value_to_python"]
 
 _MEMO: dict[bytes, Callable[[], dict[str, Any]]] = {}
@@ -58,10 +60,8 @@ def config_to_dict(struct: Any) -> dict[str, Any]:
     result = struct_to_dict(struct)
     if len(key) > _MEMO_MAX_BYTES:
         return result
-    if len(_MEMO) >= _MEMO_ENTRIES:  # bounded: forget the oldest entry
-        _MEMO.pop(next(iter(_MEMO), b""), None)
-    _MEMO[key] = copier(result)  # the memo keeps ``result`` as its original: the caller gets a copy
-    fresh: dict[str, Any] = _MEMO[key]()
+    # The memo keeps ``result`` as its original: the caller gets a copy.
+    fresh: dict[str, Any] = remember(_MEMO, key, copier(result), _MEMO_ENTRIES)()
     return fresh
 
 

@@ -22,6 +22,7 @@ from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 
 from flyteconnect.errors import InvalidRequest
+from flyteconnect.memo import remember
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
 from flyteconnect.server import replies
 from flyteconnect.server.dispatch import Dispatcher
@@ -110,9 +111,7 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
         req = parse(agent_pb2.GetTaskRequest, request)
         found = (_key(req), req.resource_meta)
         if type(request) is bytes:
-            if len(polls) >= self.POLLS_REMEMBERED:
-                polls.pop(next(iter(polls), b""), None)
-            polls[request] = found
+            remember(polls, request, found, self.POLLS_REMEMBERED)
         return found
 
     async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
