@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from flyteidl.admin import agent_pb2
 from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2
@@ -26,6 +26,9 @@ from google.protobuf.message import DecodeError, Message
 from flyteconnect.errors import InvalidRequest
 from flyteconnect.memo import remember
 from flyteconnect.protostruct import config_to_dict, copier, struct_to_dict
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"]
 
@@ -77,37 +80,40 @@ def _parse(cls: type[Message], raw: bytes) -> Any:
         raise InvalidRequest(f"malformed {cls.DESCRIPTOR.full_name} in the request: {e}") from None
 
 
-def _lazy_pb(view: Any, name: str, cls: type[Message]) -> Any:
-    """``__getattr__`` of a view built ``from_bytes``: the ``_pb`` slot is filled on first use."""
-    if name != "_pb":
-        raise AttributeError(f"{type(view).__name__!r} object has no attribute {name!r}")
-    pb = _parse(cls, view._raw)
-    view._pb = pb
-    return pb
+class _FromBytes:
+    """What the views share for ``from_bytes``: the ``_pb`` slot filled from ``_raw`` on first use."""
+
+    __slots__ = ("_pb", "_raw")
+    _PROTO: ClassVar[type[Message]]
+    _raw: bytes  # the serialized message of a view built from_bytes, until parsed
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Self:
+        """A view of the serialized message ``raw``, parsed on first use (InvalidRequest if it is not one)."""
+        self = cls.__new__(cls)
+        self._raw = raw
+        return self
+
+    def __getattr__(self, name: str) -> Any:  # only for attributes not found: here, an unset ``_pb`` slot
+        if name != "_pb":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        pb = _parse(self._PROTO, self._raw)
+        self._pb = pb
+        return pb
 
 
-class LiteralMap:
+class LiteralMap(_FromBytes):
     """Named Flyte literals (a task's inputs or outputs), like flytekit's ``models.literals.LiteralMap``.
 
     ``literals`` maps names to ``flyteidl.core.Literal`` protos; ``to_python()`` converts them to Python values.
     Always truthy, as flytekit's model is, so ``if inputs:`` behaves the same after a port.
     """
 
-    __slots__ = ("_pb", "_raw")
-    _raw: bytes  # the serialized message of a view built from_bytes, until parsed
+    __slots__ = ()
+    _PROTO = literals_pb2.LiteralMap
 
     def __init__(self, literals: Mapping[str, literals_pb2.Literal] | None = None) -> None:
         self._pb = literals_pb2.LiteralMap(literals=dict(literals or {}))
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> LiteralMap:
-        """A view of a serialized ``flyteidl.core.LiteralMap``, parsed on first use (InvalidRequest if it is not)."""
-        self = cls.__new__(cls)
-        self._raw = raw
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return _lazy_pb(self, name, literals_pb2.LiteralMap)
 
     @classmethod
     def from_flyte_idl(cls, pb: Any) -> LiteralMap:
@@ -175,15 +181,15 @@ class TypedInterface:
         return f"TypedInterface(inputs={sorted(self.inputs)}, outputs={sorted(self.outputs)})"
 
 
-class TaskTemplate:
+class TaskTemplate(_FromBytes):
     """The task definition Propeller sends with CreateTask, as flytekit's ``models.task.TaskTemplate`` presents it.
 
     ``custom`` is a dict (numbers are floats, as in flytekit), ``config`` a dict of strings; ``container``, ``sql``
     and ``security_context`` are None when unset. Parsed lazily, once.
     """
 
-    __slots__ = ("__dict__", "_facts", "_pb", "_raw")
-    _raw: bytes  # the serialized message of a view built from_bytes, until parsed
+    __slots__ = ("__dict__", "_facts")
+    _PROTO = tasks_pb2.TaskTemplate
 
     def __init__(self, pb: tasks_pb2.TaskTemplate) -> None:
         self._pb = pb
@@ -210,9 +216,6 @@ class TaskTemplate:
                 remember(_TEMPLATES, raw, facts, _TEMPLATE_ENTRIES)
         self._facts = facts
         return self
-
-    def __getattr__(self, name: str) -> Any:
-        return _lazy_pb(self, name, tasks_pb2.TaskTemplate)
 
     def to_flyte_idl(self) -> tasks_pb2.TaskTemplate:
         """The proto."""
@@ -314,14 +317,14 @@ _TEMPLATE_ENTRIES = 128
 _TEMPLATE_MAX_BYTES = 64 * 1024
 
 
-class TaskExecutionMetadata:
+class TaskExecutionMetadata(_FromBytes):
     """Who and what is running: Propeller's ``TaskExecutionMetadata``, with flytekit's attribute names.
 
     Unlike flytekit, the fields flytekit drops (``max_attempts``, ``interruptible``...) stay readable.
     """
 
-    __slots__ = ("__dict__", "_pb", "_raw")
-    _raw: bytes  # the serialized message of a view built from_bytes, until parsed
+    __slots__ = ("__dict__",)
+    _PROTO = agent_pb2.TaskExecutionMetadata
 
     def __init__(self, pb: agent_pb2.TaskExecutionMetadata) -> None:
         self._pb = pb
@@ -330,16 +333,6 @@ class TaskExecutionMetadata:
     def from_flyte_idl(cls, pb: Any) -> TaskExecutionMetadata:
         """Wrap the Flyte 1 proto (a Flyte 2 one is converted)."""
         return cls(_as_v1(pb, agent_pb2.TaskExecutionMetadata))
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> TaskExecutionMetadata:
-        """A view of a serialized Flyte 1 ``TaskExecutionMetadata``, parsed on first use (InvalidRequest if not one)."""
-        self = cls.__new__(cls)
-        self._raw = raw
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return _lazy_pb(self, name, agent_pb2.TaskExecutionMetadata)
 
     def to_flyte_idl(self) -> agent_pb2.TaskExecutionMetadata:
         """The proto."""
