@@ -200,8 +200,9 @@ def test_the_matrix_is_big_enough() -> None:
     assert len(CASES) >= 25
 
 
-async def test_a_silent_sync_client_is_cut_off_by_the_server_bound() -> None:
-    """No client deadline: the server's own read bound ends the call, naming how many messages arrived."""
+@pytest.mark.parametrize("client_deadline", [None, 30.0], ids=["no-client-deadline", "later-client-deadline"])
+async def test_a_silent_sync_client_is_cut_off_by_the_server_bound(client_deadline: float | None) -> None:
+    """No client deadline, or a later one: the server's own read bound ends the call, naming how many messages came."""
     from flyteconnect.registry import ConnectorRegistry
     from flyteconnect.server.app import serve_in_thread
 
@@ -217,7 +218,7 @@ async def test_a_silent_sync_client_is_cut_off_by_the_server_bound() -> None:
                 await asyncio.sleep(30)
 
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                async for _ in stubs.sync.ExecuteTaskSync(header_then_silence()):
+                async for _ in stubs.sync.ExecuteTaskSync(header_then_silence(), timeout=client_deadline):
                     pass
             assert info.value.code() == Code.DEADLINE_EXCEEDED
             assert "the client sent 1 of 2 messages (header, inputs) within 0.3s" in (info.value.details() or "")

@@ -304,9 +304,9 @@ class _DeadlineScope:
     def __enter__(self) -> None:
         if self._bound is None:
             return
-        self._task = task = asyncio.current_task()
+        self._task = task = _current_task()
         deadlines = self._deadlines
-        deadlines.calls[task] = time.monotonic() + self._bound  # type: ignore[index]
+        deadlines.calls[task] = _now() + self._bound  # type: ignore[index]
         if deadlines.timer is None:
             deadlines.arm()
 

@@ -221,7 +221,9 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
         """Read the header and the inputs, as bytes; misuse is INVALID_ARGUMENT (never a hang: reads are bounded)."""
         remaining = context.time_remaining()
         limit = self._d.config.timeout
-        bound = remaining if limit is None else (limit if remaining is None else min(limit, remaining))
+        # A client deadline no later than the server's bound ends the call by itself (grpc cancels it then; Propeller
+        # always sends one): no timer of ours. Without one, the server's bound stops a silent client holding the call.
+        bound = None if remaining is not None and (limit is None or remaining <= limit) else limit
         it = request_iterator.__aiter__()
         parts: list[Any] = []
         try:
