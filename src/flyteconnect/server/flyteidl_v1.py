@@ -2,8 +2,10 @@
 
 The servicers only translate: protos in → SDK views → ``Dispatcher`` → protos out, and ``CallFailed`` → status.
 Requests arrive as raw bytes and are parsed by ``grpc_util.parse`` (malformed ones are INVALID_ARGUMENT); the servicer
-methods also accept parsed request protos, so they can be called directly. CreateTask, GetTask, DeleteTask and
-ExecuteTaskSync answer serialized replies (``replies``: written as wire bytes, no message built).
+methods also accept parsed request protos, so they can be called directly. CreateTask and ExecuteTaskSync parse
+shallowly (``shallow``: template, inputs and metadata stay bytes until the connector reads them); GetTask remembers
+the polls it has seen by their bytes. CreateTask, GetTask, DeleteTask and ExecuteTaskSync answer serialized replies
+(``replies``: written as wire bytes, no message built).
 
 Improvements over the reference server: GetTaskLogs really streams every page; GetTaskMetrics/GetTaskLogs/GetAgent
 map errors (NOT_FOUND, UNIMPLEMENTED...) instead of answering UNKNOWN; ExecuteTaskSync checks the stream shape
