@@ -75,6 +75,16 @@ def _with_field(request: agent_pb2.CreateTaskRequest, field: str, payload: bytes
 BAD_BYTES = b"\xff\xff\xff"  # a truncated varint: no message parses from it
 
 
+async def _raw_sync(stubs: Stubs, parts: list[bytes]) -> list[object]:
+    call = stubs.channel.stream_stream("/flyteidl.service.SyncAgentService/ExecuteTaskSync")
+    return [r async for r in call(iter(parts), timeout=5)]
+
+
+def _sync_part(field: int, payload: bytes) -> bytes:
+    """An ExecuteTaskSyncRequest holding ``payload`` bytes as its header (1) or inputs (2)."""
+    return bytes([field << 3 | 2, len(payload)]) + payload
+
+
 def _get(task_type: str, meta: bytes, version: int = 0, timeout: float = 5) -> Callable[[Stubs], Awaitable[object]]:
     return lambda s: s.async_.GetTask(get_request(task_type, meta, version), timeout=timeout)
 
@@ -154,6 +164,12 @@ CASES = [
     Case("sync-header-only", lambda s: _sync(s, [HEADER]), Code.INVALID_ARGUMENT, "ended after the header"),
     Case("sync-two-headers", lambda s: _sync(s, [HEADER, HEADER]), Code.INVALID_ARGUMENT, "second message must be"),
     Case("sync-header-then-silence", _sync_header_then_silence, Code.DEADLINE_EXCEEDED, ""),
+    Case("sync-malformed-header", lambda s: _raw_sync(s, [_sync_part(1, BAD_BYTES), INPUTS.SerializeToString()]),
+         Code.INVALID_ARGUMENT, "malformed CreateRequestHeader"),
+    Case("sync-malformed-template", lambda s: _raw_sync(s, [_sync_part(1, _sync_part(1, BAD_BYTES)), INPUTS.SerializeToString()]),
+         Code.INVALID_ARGUMENT, "malformed flyteidl.core.TaskTemplate in the request"),
+    Case("sync-malformed-inputs", lambda s: _raw_sync(s, [HEADER.SerializeToString(), _sync_part(2, BAD_BYTES)]),
+         Code.INVALID_ARGUMENT, "do adder_v0 (Adder): malformed flyteidl.core.LiteralMap in the request"),
     Case("sync-on-async-connector", lambda s: _sync(s, [
         agent_pb2.ExecuteTaskSyncRequest(header=agent_pb2.CreateRequestHeader(template=template("echo"))), INPUTS,
     ]), Code.FAILED_PRECONDITION, "Echo Connector is an async connector"),

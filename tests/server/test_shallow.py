@@ -12,6 +12,7 @@ from flyteidl.core import literals_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from flyteconnect import ConnectorRegistry
+from flyteconnect.literals import literal_map_to_python, to_literal_map
 from flyteconnect.server import flyteidl_v1
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
 from flyteconnect.server.shallow import shallow
@@ -19,7 +20,7 @@ from flyteconnect.server.shallow import shallow
 from . import connectors
 from .conftest import Stubs
 from .test_errors import BAD_BYTES, _with_field, faulty
-from .test_rpcs import create_request, get_request
+from .test_rpcs import create_request, get_request, template
 
 TWINNED = [
     agent_pb2.CreateTaskRequest,
@@ -102,3 +103,20 @@ async def test_polls_are_remembered_by_their_bytes_and_bounded() -> None:
     # A request proto (a direct call) gives the same answer and is not remembered.
     reply = agent_pb2.GetTaskResponse.FromString(await service.GetTask(get_request("faulty", faulty("x")), _Context()))
     assert reply.resource.message == "x" and len(service._polls) == 4
+
+
+async def test_servicer_methods_called_directly_with_request_protos() -> None:
+    dispatcher = Dispatcher(ConnectorRegistry(connectors.ALL), DispatchConfig(stall_threshold=None))
+    created = await flyteidl_v1.AsyncConnectorService(dispatcher).CreateTask(
+        create_request("echo", inputs={"x": 3}), _Context()
+    )
+    assert json.loads(agent_pb2.CreateTaskResponse.FromString(created).resource_meta)["job_id"] == "3-ns"
+
+    async def messages() -> Any:
+        yield agent_pb2.ExecuteTaskSyncRequest(header=agent_pb2.CreateRequestHeader(template=template("adder")))
+        yield agent_pb2.ExecuteTaskSyncRequest(inputs=to_literal_map({"a": 2, "b": 5}))
+
+    replies = [r async for r in flyteidl_v1.SyncConnectorService(dispatcher).ExecuteTaskSync(messages(), _Context())]
+    (reply,) = replies
+    outputs = agent_pb2.ExecuteTaskSyncResponse.FromString(reply).header.resource.outputs
+    assert literal_map_to_python(outputs) == {"sum": 7}
