@@ -95,3 +95,20 @@ def test_pinned_child_processes_run_on_the_given_cpu() -> None:
         check=True,
     ).stdout
     assert out.strip() == "[0]"
+
+
+def test_ab_smoke_compares_a_commit_with_this_checkout_and_cleans_up() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "HEAD", "--smoke", "--scenario", "get_outputs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| get_outputs |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert all(float(c.replace(",", "")) > 0 for c in cells[1:7])  # three req/s and three ratios
+    assert all(float(us) > 0 for us in cells[7].split("/"))  # CPU per call of each server
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "flyteconnect-ab-" not in worktrees
