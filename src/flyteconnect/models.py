@@ -304,10 +304,11 @@ class _TemplateFacts:
         self._custom: Callable[[], dict[str, Any]] | None = None
 
     def custom(self, view: TaskTemplate) -> dict[str, Any]:
-        """A new dict of the template's custom config, converted once (from ``view``'s proto), then copied."""
+        """A new dict of the template's custom config, converted once (from ``view``'s bytes), then copied."""
         copy = self._custom
         if copy is None:
-            pb = view._pb
+            # From the bytes, not from view._pb: the connector holding this view may have changed its proto.
+            pb = _parse(tasks_pb2.TaskTemplate, view._raw)
             copy = self._custom = copier(struct_to_dict(pb.custom) if pb.HasField("custom") else {})
         return copy()
 

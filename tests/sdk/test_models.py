@@ -194,3 +194,13 @@ def test_cached_attributes_are_computed_once_per_view_and_documented() -> None:
     other = TaskTemplate.from_bytes(_rich_template().SerializeToString())
     assert other.config is not view.config  # per view, not per class
     assert TaskTemplate.custom.__doc__ and "custom Struct" in TaskTemplate.custom.__doc__
+
+
+def test_a_connector_changing_its_template_proto_does_not_change_the_memo() -> None:
+    pb = _rich_template()
+    pb.custom.update({"fresh": "yes"})  # bytes no other test uses: this template is new to the memo
+    raw = pb.SerializeToString()
+    first = TaskTemplate.from_bytes(raw)
+    first.to_flyte_idl().custom.update({"query": "changed in place"})  # before anyone read .custom
+    assert first.custom["query"] == "select 1"  # custom is the request's, as sent
+    assert TaskTemplate.from_bytes(raw).custom["query"] == "select 1"
