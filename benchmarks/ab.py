@@ -17,7 +17,6 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,9 +24,9 @@ from pathlib import Path
 
 from benchmarks import frames, scenarios, servers, verify
 from benchmarks.h2load import run_h2load
-from benchmarks.servers import ROOT, RunningServer, ServerSpec
+from benchmarks.servers import ROOT, RunningServer
 
-__all__ = ["checkout", "main", "serve_spec"]
+__all__ = ["checkout", "main"]
 
 HOT = ("create", "get_outputs", "get_running", "delete", "execute_sync")
 
@@ -45,29 +44,6 @@ def checkout(rev: str) -> Iterator[Path]:
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root)], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def serve_spec(label: str, src: Path) -> ServerSpec:
-    """``flyteconnect serve`` of the sources under ``src`` with this checkout's benchmark connectors."""
-
-    def argv(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-c",
-            "from flyteconnect.cli.main import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--metrics-port",
-            "0",
-            "-m",
-            str(ROOT / "benchmarks" / "connectors.py"),
-            "--no-entry-points",
-            "--log-level",
-            "WARNING",
-        ]
-
-    return ServerSpec(label, argv, env={"PYTHONPATH": f"{src}:{ROOT}"}, description=f"flyteconnect serve from {src}")
 
 
 def _ratio(subject: list[float], base: list[float]) -> float:
@@ -94,7 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|--:|--:|--:|--:|--:|--:|--:|")
     with checkout(args.base) as base_root:
-        specs = [servers.bare_spec(16), serve_spec("base", base_root / "src"), serve_spec("head", ROOT / "src")]
+        specs = [
+            servers.bare_spec(16),
+            servers.flyteconnect_spec(label="base", src=base_root / "src"),
+            servers.flyteconnect_spec(label="head", src=ROOT / "src"),
+        ]
         running: list[RunningServer] = []
         try:
             running = [servers.start(spec, work) for spec in specs]

@@ -58,13 +58,23 @@ def bare_spec(pool_size: int) -> ServerSpec:
     )
 
 
-def flyteconnect_spec(workers: int = 1, label: str = "flyteconnect", extra: tuple[str, ...] = ()) -> ServerSpec:
-    """``flyteconnect serve`` with the benchmark connectors (benchmarks/connectors.py) and nothing else."""
-    exe = shutil.which("flyteconnect", path=str(Path(sys.executable).parent)) or "flyteconnect"
+def flyteconnect_spec(
+    workers: int = 1, label: str = "flyteconnect", extra: tuple[str, ...] = (), src: Path | None = None
+) -> ServerSpec:
+    """``flyteconnect serve`` with the benchmark connectors (benchmarks/connectors.py) and nothing else.
+
+    ``src``: serve the flyteconnect sources under that folder instead of the installed package (``benchmarks.ab``).
+    """
+    if src is None:
+        launcher = [shutil.which("flyteconnect", path=str(Path(sys.executable).parent)) or "flyteconnect"]
+        env: dict[str, str] = {}
+    else:
+        launcher = [sys.executable, "-c", "from flyteconnect.cli.main import main; main()"]
+        env = {"PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
 
     def argv(port: int) -> list[str]:
         return [
-            exe,
+            *launcher,
             "serve",
             "--port",
             str(port),
@@ -80,7 +90,8 @@ def flyteconnect_spec(workers: int = 1, label: str = "flyteconnect", extra: tupl
             *extra,
         ]
 
-    return ServerSpec(label, argv, description=f"flyteconnect serve --workers {workers}")
+    origin = "" if src is None else f" from {src}"
+    return ServerSpec(label, argv, env=env, description=f"flyteconnect serve --workers {workers}{origin}")
 
 
 def flytekit_spec(venv: Path) -> ServerSpec:
