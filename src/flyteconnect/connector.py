@@ -221,10 +221,14 @@ class _Encoding:
 
     def __init__(self, cls: type) -> None:
         names = tuple(f.name for f in dataclasses.fields(cls))
-        getter = operator.attrgetter(*names) if names else None
-        self.values_of: Callable[[Any], tuple[Any, ...]] = (
-            getter if len(names) > 1 else (lambda obj: (getter(obj),)) if getter else (lambda obj: ())  # type: ignore[assignment]
-        )
+        self.values_of: Callable[[Any], tuple[Any, ...]]
+        if len(names) > 1:
+            self.values_of = operator.attrgetter(*names)
+        elif names:  # attrgetter of one name gives the value itself, not a 1-tuple
+            name = names[0]
+            self.values_of = lambda obj: (getattr(obj, name),)
+        else:
+            self.values_of = lambda obj: ()
         self.prefixes = tuple(f"{_json_string(name)}: " for name in names)
         hints = _field_types(cls)  # init fields only: a field with init=False keeps the general path
         declared = tuple(hints.get(name) for name in names)
