@@ -16,6 +16,7 @@ from google.protobuf import duration_pb2
 
 from flyteconnect.connector import Phase
 from flyteconnect.connectors.file_sensor import FileSensorConnector, FileSensorMetadata
+from flyteconnect.connectors.sensor_reach import SensorReach
 from flyteconnect.errors import InvalidRequest, TransientError
 from flyteconnect.registry import ConnectorRegistry, discover_connectors
 
@@ -32,8 +33,13 @@ def sensor_template(custom: dict[str, Any] | None = None, **fields: Any) -> Any:
     return make_template("sensor", FLYTEKIT_CUSTOM if custom is None else custom, **fields)
 
 
+def rooted(root: Path | str) -> FileSensorConnector:
+    """A sensor that may watch local files under ``root`` (and the default object stores)."""
+    return FileSensorConnector(reach=SensorReach(roots=(str(root),)))
+
+
 def test_local_file_running_until_it_exists(tmp_path: Path) -> None:
-    sensor = FileSensorConnector()
+    sensor = rooted(tmp_path)
     target = tmp_path / "data" / "ready.flag"
     meta = sensor.create(sensor_template(), "/o", make_inputs(path=str(target)))
     assert meta.inputs == {"path": str(target)} and meta.deadline is None
@@ -52,11 +58,11 @@ def test_reads_metadata_written_by_flytekit(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     # flytekit's SensorEngine stores json.dumps(asdict(SensorMetadata(...))) with the native inputs filled in.
     flytekit_bytes = json.dumps({**FLYTEKIT_CUSTOM, "inputs": {"path": str(tmp_path / "f")}}).encode()
-    assert FileSensorConnector().get(FileSensorMetadata.decode(flytekit_bytes)).phase == Phase.SUCCEEDED
+    assert rooted(tmp_path).get(FileSensorMetadata.decode(flytekit_bytes)).phase == Phase.SUCCEEDED
 
 
 def test_timeout_from_sensor_config_or_task_metadata(tmp_path: Path) -> None:
-    sensor = FileSensorConnector()
+    sensor = rooted(tmp_path)
     custom = {**FLYTEKIT_CUSTOM, "sensor_config": {"timeout_sec": 30}}
     before = time.time()
     meta = sensor.create(sensor_template(custom), "/o", make_inputs(path=str(tmp_path / "never")))
@@ -70,7 +76,7 @@ def test_timeout_from_sensor_config_or_task_metadata(tmp_path: Path) -> None:
     from flyteidl.core import tasks_pb2
 
     with_timeout = sensor_template(metadata=tasks_pb2.TaskMetadata(timeout=duration_pb2.Duration(seconds=90)))
-    meta = sensor.create(with_timeout, "/o", make_inputs(path="/x"))
+    meta = sensor.create(with_timeout, "/o", make_inputs(path=str(tmp_path / "x")))
     assert meta.deadline is not None and meta.deadline >= before + 90
 
 
@@ -79,7 +85,8 @@ def test_timeout_from_sensor_config_or_task_metadata(tmp_path: Path) -> None:
     [
         ({**FLYTEKIT_CUSTOM, "sensor_name": "MySensor"}, {"path": "/x"}, "only runs FileSensor"),
         (FLYTEKIT_CUSTOM, {}, "needs a non-empty string input 'path'"),
-        (FLYTEKIT_CUSTOM, {"path": "nosuchscheme://bucket/x"}, "cannot watch nosuchscheme:// paths"),
+        (FLYTEKIT_CUSTOM, {"path": "nosuchscheme://bucket/x"}, "does not allow nosuchscheme:// paths"),
+        (FLYTEKIT_CUSTOM, {"path": "/y/file"}, "refuses local paths outside the server's sensor roots"),
         (FLYTEKIT_CUSTOM, {"path": "gs://bucket/x"}, "gcsfs"),
         (
             {**FLYTEKIT_CUSTOM, "sensor_config": {"timeout_sec": -5}},
@@ -90,7 +97,7 @@ def test_timeout_from_sensor_config_or_task_metadata(tmp_path: Path) -> None:
 )
 def test_bad_tasks_are_invalid_requests(custom: dict[str, Any], inputs: dict[str, Any], expected: str) -> None:
     with pytest.raises(InvalidRequest, match=expected.replace("(", r"\(")):
-        FileSensorConnector().create(sensor_template(custom), "/o", make_inputs(**inputs))
+        rooted("/x").create(sensor_template(custom), "/o", make_inputs(**inputs))
 
 
 @pytest.mark.s3
@@ -110,15 +117,12 @@ def test_s3_object_through_the_entry_point(s3_server: Any) -> None:
 
 
 @pytest.mark.s3
-def test_storage_errors_are_transient(s3_server: Any) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
-    options = {
-        "client_kwargs": {"endpoint_url": dead},
-        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
-        "retries": 1,
-    }
-    custom = {**FLYTEKIT_CUSTOM, "sensor_config": {"storage_options": options}}
+def test_storage_errors_are_transient(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The endpoint is the server's setting (a task may not move it): a dead one, tried once.
+    monkeypatch.setenv("FLYTE_AWS_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
     sensor = FileSensorConnector()
-    meta = sensor.create(sensor_template(custom), "/o", make_inputs(path="s3://bucket/key"))
+    meta = sensor.create(sensor_template(), "/o", make_inputs(path="s3://bucket/key"))
     with pytest.raises(TransientError, match="cannot check s3://bucket/key"):
         sensor.get(meta)

@@ -14,6 +14,7 @@ from flyteidl.core import literals_pb2, tasks_pb2
 
 from flyteconnect import Phase
 from flyteconnect.connectors.file_sensor import FileSensorConnector
+from flyteconnect.connectors.sensor_reach import SensorReach
 from flyteconnect.connectors.webhook import WebhookConnector
 from flyteconnect.literals import to_literal
 from flyteconnect.testing import ConnectorServer
@@ -72,7 +73,8 @@ async def test_flytekit_file_sensor_task(protocol: str, tmp_path: Path) -> None:
     target = tmp_path / "arrived.txt"
     target.write_text("here")
     inputs = literals_pb2.LiteralMap(literals={"path": to_literal(str(target))})
-    async with ConnectorServer(FileSensorConnector(), protocols=[protocol]) as server:
+    sensor = FileSensorConnector(reach=SensorReach(roots=(str(tmp_path),)))
+    async with ConnectorServer(sensor, protocols=[protocol]) as server:
         result = await server.propeller(protocol=protocol, poll_interval=0.02).run(template, inputs)
     assert result.phase == Phase.SUCCEEDED, result.message
     assert [c.method for c in result.calls if c.method != "ListAgents" and c.method != "ListConnectors"][:1] == [

@@ -20,6 +20,7 @@ from connector_helpers import free_port
 from flyteidl.admin import agent_pb2
 
 from flyteconnect.connector import Phase
+from flyteconnect.connectors.sensor_reach import SensorReach, set_default_reach
 from flyteconnect.local.task import ConnectorTask
 from flyteconnect.models import LiteralMap
 from flyteconnect.registry import discover_connectors
@@ -29,13 +30,20 @@ SENSOR_CUSTOM = {"sensor_module": "flytekit.sensor.file_sensor", "sensor_name": 
 
 
 @pytest.fixture(scope="module")
-def connector_server() -> Iterator[ConnectorServer]:
-    """One server for the module over the discovered built-ins (pooled clients are closed on its loop at stop)."""
+def connector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectorServer]:
+    """One server for the module over the discovered built-ins (pooled clients are closed on its loop at stop).
+
+    Its sensor may watch the tests' temporary directories, as ``serve --sensor-root <pytest's base temp>`` would.
+    """
+    previous = set_default_reach(SensorReach(roots=(str(tmp_path_factory.getbasetemp()),)))
     found = discover_connectors()
     assert not found.failures, found.failures
-    with ConnectorServer(*found.connectors) as s:
-        assert s.protocols == ["v1", "v2"]
-        yield s
+    try:
+        with ConnectorServer(*found.connectors) as s:
+            assert s.protocols == ["v1", "v2"]
+            yield s
+    finally:
+        set_default_reach(previous)
 
 
 def wire_methods(result: TaskResult) -> list[str]:

@@ -117,9 +117,9 @@ def test_bad_inputs_file_is_a_usage_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ real processes
 
 
-def _spawn(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
+def _spawn(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], Path]:
     log = tmp_path / "calls.log"
-    env = {**os.environ, "FC_CALL_LOG": str(log)}
+    env = {**os.environ, "FC_CALL_LOG": str(log), **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "flyteconnect", "run", *args],
         env=env,
@@ -161,7 +161,10 @@ def test_built_in_connector_found_through_its_entry_point(tmp_path: Path) -> Non
     target = tmp_path / "ready.txt"
     target.write_text("here")
     sensor_tasks = str(HERE / "sensor_tasks.py")
-    proc, _ = _spawn(tmp_path, f"{sensor_tasks}:wait_for_file", "--path", str(target), "--poll-interval", "0.05")
+    # The sensor watches local files only under roots its operator names: here through the environment.
+    roots = {"FLYTECONNECT_SENSOR_ROOTS": str(tmp_path)}
+    args = ("--path", str(target), "--poll-interval", "0.05")
+    proc, _ = _spawn(tmp_path, f"{sensor_tasks}:wait_for_file", *args, env=roots)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert json.loads(out) == {}  # no outputs

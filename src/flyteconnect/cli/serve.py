@@ -171,6 +171,22 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) ->
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
 @click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certs by this CA.")
+@click.option(
+    "--sensor-allow-protocol",
+    "sensor_protocols",
+    multiple=True,
+    metavar="PROTOCOL",
+    help="Remote protocol the file sensor may watch anywhere; repeatable, replaces the default object stores "
+    "(s3, gs, abfs and aliases; 'none': no remote protocol). Env: FLYTECONNECT_SENSOR_ALLOW_PROTOCOLS (commas).",
+)
+@click.option(
+    "--sensor-root",
+    "sensor_roots",
+    multiple=True,
+    metavar="DIR|URL",
+    help="Local directory (or URL prefix, e.g. s3://bucket/prefix) the file sensor may watch under; repeatable. "
+    "No local file is watched without one. Env: FLYTECONNECT_SENSOR_ROOTS (commas).",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log lines.")
 @click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--debug", is_flag=True, help="Add traceback frames to error details sent to callers.")
@@ -195,6 +211,7 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
     from flyteconnect.server.logs import configure_logging
 
     configure_logging(opts["log_level"], opts["log_format"])
+    _configure_sensor_reach(opts)
     worker = opts["worker_index"]
     result = discover(opts["modules"], opts["entry_points"], opts["connectors"])
     if worker is None:
@@ -224,6 +241,20 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
         asyncio.run(_serve(result.registry, config, worker))
     except (OSError, RuntimeError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+
+
+def _configure_sensor_reach(opts: dict[str, Any]) -> None:
+    """Set the file sensor's reach from the options, else from the environment (each setting on its own)."""
+    from flyteconnect.connectors.sensor_reach import ENV_PROTOCOLS, ENV_ROOTS, SensorReach, set_default_reach
+
+    protocols = opts["sensor_protocols"] or (
+        os.environ[ENV_PROTOCOLS].split(",") if ENV_PROTOCOLS in os.environ else None
+    )
+    roots = opts["sensor_roots"] or os.environ.get(ENV_ROOTS, "").split(",")
+    try:
+        set_default_reach(SensorReach.from_options(protocols, roots))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--sensor-allow-protocol/--sensor-root") from None
 
 
 def _server_config(opts: dict[str, Any], max_size: int) -> Any:

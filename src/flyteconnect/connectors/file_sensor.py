@@ -2,35 +2,40 @@
 
 Task type ``sensor`` v0, async (create/get/delete). The template's ``custom`` is what flytekit's sensors serialize
 (``sensor_module``, ``sensor_name``, ``sensor_config``, ``inputs``) and the input ``path`` names the file: a local path
-or any fsspec URL (``s3://``, ``gs://``, ``abfs://``... with s3fs, gcsfs, adlfs installed). ``create`` returns at once;
+or an fsspec URL (``s3://``, ``gs://``, ``abfs://``... with s3fs, gcsfs, adlfs installed). ``create`` returns at once;
 ``get`` is RUNNING until the path exists, then SUCCEEDED; ``delete`` has nothing to cancel.
+
+Where it may look is the server's decision, not the task's (``flyteconnect.connectors.sensor_reach``): by default the
+object stores anywhere and no local file; the operator names local roots and other protocols. A path outside that
+reach is INVALID_ARGUMENT at ``create`` and FAILED at ``get`` (a forged ``resource_meta`` sent straight to GetTask is
+checked the same way), with a message naming the policy and nothing about what the path holds.
 
 Beyond flytekit: a timeout (``sensor_config.timeout_sec``, else the task's ``metadata.timeout``) turns into FAILED with
 a clear message; storage errors (network, throttling, credentials) are ``TransientError`` so the poll is retried;
 unknown schemes and missing fsspec extras fail at ``create``. Only ``FileSensor`` is served: flytekit's generic engine
 imports and runs arbitrary sensor classes named in the template, which a shared server should not do.
 
-S3 settings come from the environment, as flytekit's: ``FLYTE_AWS_ENDPOINT`` or ``AWS_ENDPOINT_URL``,
-``FLYTE_AWS_ACCESS_KEY_ID``/``FLYTE_AWS_SECRET_ACCESS_KEY`` (otherwise botocore's usual chain); non-secret fsspec
-options may also be given per task in ``sensor_config.storage_options``.
+S3 settings come from the server's environment, as flytekit's: ``FLYTE_AWS_ENDPOINT`` or ``AWS_ENDPOINT_URL``,
+``FLYTE_AWS_ACCESS_KEY_ID``/``FLYTE_AWS_SECRET_ACCESS_KEY`` (otherwise botocore's usual chain). A task's
+``sensor_config.storage_options`` may only set ``anon``: it cannot move an endpoint or change credentials.
 
-The methods are plain ``def``: fsspec's calls block, so the server runs them on its worker threads. One filesystem
-per (protocol, options) is made on first use and reused.
+The methods are plain ``def``: file system calls block, so the server runs them on its worker threads. Local files
+are checked with ``os.path``; fsspec is imported on the first remote path, and one filesystem per (protocol, options)
+is made on first use and reused.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-import fsspec
-from fsspec.utils import get_protocol
-
 from flyteconnect.connector import AsyncConnectorBase, Phase, Resource, ResourceMeta
 from flyteconnect.connectors._common import literal_values, storage_options
+from flyteconnect.connectors.sensor_reach import LOCAL, ReachDenied, SensorReach, current_reach
 from flyteconnect.errors import InvalidRequest, TransientError
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
 
@@ -52,15 +57,29 @@ class FileSensorMetadata(ResourceMeta):
     """Unix time after which ``get`` reports FAILED; None waits until Propeller's own timeout."""
 
 
+@dataclass(frozen=True)
+class _Target:
+    """An allowed path: its protocol, what to look at (local paths resolved) and the task's storage options."""
+
+    protocol: str
+    path: str
+    options: dict[str, Any]
+
+
 class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
-    """Succeeds once ``inputs.path`` exists (local or remote through fsspec)."""
+    """Succeeds once ``inputs.path`` exists (local or remote through fsspec), within the server's sensor reach.
+
+    ``reach``: where this instance may look; None (the default, and what entry points load) follows the server's
+    ``flyteconnect.connectors.sensor_reach.current_reach()``, read at every call.
+    """
 
     name: ClassVar[str] = "Sensor"
     task_type_name = TASK_TYPE
     metadata_type = FileSensorMetadata
 
-    def __init__(self) -> None:
+    def __init__(self, reach: SensorReach | None = None) -> None:
         super().__init__()
+        self._reach = reach
         self._filesystems: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -85,7 +104,12 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
         path = values.get("path")
         if not isinstance(path, str) or not path:
             raise InvalidRequest("the FileSensor task needs a non-empty string input 'path'")
-        self._filesystem(path, config)  # unknown scheme or missing extra: fail now, not at every poll
+        try:
+            target = self._target(path, config)
+        except ReachDenied as e:
+            raise InvalidRequest(f"cannot watch {path}: {e}") from None
+        if target.protocol != LOCAL:
+            self._filesystem(target)  # unknown scheme or missing extra: fail now, not at every poll
         timeout = config.get("timeout_sec")
         if timeout is None and task_template.metadata.HasField("timeout"):
             timeout = task_template.metadata.timeout.ToTimedelta().total_seconds() or None
@@ -100,17 +124,19 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
         )
 
     def get(self, resource_meta: FileSensorMetadata, **kwargs: Any) -> Resource:
-        """SUCCEEDED once the path exists, FAILED after the deadline, RUNNING before."""
+        """SUCCEEDED once the path exists, FAILED after the deadline or outside the server's reach, RUNNING before."""
         path = (resource_meta.inputs or {}).get("path")
         if not isinstance(path, str) or not path:
             raise InvalidRequest("sensor resource_meta has no inputs.path")
-        fs = self._filesystem(path, resource_meta.sensor_config or {})
+        config = resource_meta.sensor_config or {}
+        if not isinstance(config, dict):
+            raise InvalidRequest("sensor resource_meta: sensor_config must be an object or null")
         try:
-            fs.invalidate_cache(path)  # remote listings are cached: a new object must not be missed
-            exists = bool(fs.exists(path))
-        except Exception as e:  # whatever the storage backend raises: try again at the next poll
-            raise TransientError(f"cannot check {path}: {type(e).__name__}: {e}") from None
-        if exists:
+            # resource_meta comes back from the caller: it is checked like a new task, never trusted.
+            target = self._target(path, config)
+        except ReachDenied as e:
+            return Resource(phase=Phase.FAILED, message=f"cannot watch {path}: {e}")
+        if self._exists(target):
             return Resource(phase=Phase.SUCCEEDED, message=f"{path} exists")
         deadline = resource_meta.deadline
         if deadline is not None and time.time() >= deadline:
@@ -121,14 +147,32 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
         """Nothing runs outside the server: cancelling is a no-op."""
         return None
 
-    def _filesystem(self, path: str, config: dict[str, Any]) -> Any:
-        protocol = get_protocol(path)
-        options = {**storage_options(protocol), **(config.get("storage_options") or {})}
+    def _target(self, path: str, config: dict[str, Any]) -> _Target:
+        reach = self._reach or current_reach()
+        options = reach.check_storage_options(config.get("storage_options"))
+        protocol, resolved = reach.check(path)
+        return _Target(protocol, resolved, options)
+
+    def _exists(self, target: _Target) -> bool:
+        if target.protocol == LOCAL:
+            return os.path.exists(target.path)  # already resolved inside a root: no fsspec needed
+        fs = self._filesystem(target)
+        try:
+            fs.invalidate_cache(target.path)  # remote listings are cached: a new object must not be missed
+            return bool(fs.exists(target.path))
+        except Exception as e:  # whatever the storage backend raises: try again at the next poll
+            raise TransientError(f"cannot check {target.path}: {type(e).__name__}: {e}") from None
+
+    def _filesystem(self, target: _Target) -> Any:
+        protocol = target.protocol
+        options = {**storage_options(protocol), **target.options}
         key = f"{protocol}:{json.dumps(options, sort_keys=True, default=str)}"
         with self._lock:
             fs = self._filesystems.get(key)
             if fs is None:
                 try:
+                    import fsspec  # on the first remote path: loading the entry point stays light
+
                     fs = fsspec.filesystem(protocol, **options)
                 except ImportError as e:
                     raise InvalidRequest(f"cannot watch {protocol}:// paths: {e}") from None

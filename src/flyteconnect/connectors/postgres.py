@@ -39,19 +39,19 @@ import decimal
 import importlib.util
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import fsspec
-import psycopg
 from flyteidl.core import literals_pb2, types_pb2
-from fsspec.utils import get_protocol
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from flyteconnect.connector import Phase, Resource, SyncConnectorBase
 from flyteconnect.connectors._common import PerLoop, dict_literal, storage_options
 from flyteconnect.errors import TransientError
 from flyteconnect.models import LiteralMap, TaskTemplate
 from flyteconnect.secrets import SecretNotFound, get_secret
+
+if TYPE_CHECKING:  # psycopg, psycopg_pool and fsspec are imported on first use: loading the entry point stays light
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool
 
 __all__ = ["TASK_TYPE", "PostgresConnector"]
 
@@ -127,6 +127,8 @@ class PostgresConnector(SyncConnectorBase):
         if pools is None:
 
             async def make() -> AsyncConnectionPool:
+                from psycopg_pool import AsyncConnectionPool
+
                 pool = AsyncConnectionPool(
                     dsn,
                     min_size=1,
@@ -148,6 +150,8 @@ class PostgresConnector(SyncConnectorBase):
         self, task_template: TaskTemplate, output_prefix: str, inputs: LiteralMap | None = None, **kwargs: Any
     ) -> Resource:
         """Run the statement and return its rows as the declared outputs."""
+        import psycopg
+
         try:
             settings = _Settings.from_template(task_template)
             params = inputs.to_python() if inputs is not None and inputs.literals else None
@@ -167,6 +171,8 @@ class PostgresConnector(SyncConnectorBase):
         )
 
     async def _run(self, settings: _Settings, params: Mapping[str, Any] | None) -> _Result:
+        from psycopg_pool import PoolTimeout
+
         pool = await self._pool(settings.dsn).get()
         try:
             async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -188,6 +194,8 @@ class PostgresConnector(SyncConnectorBase):
 
 
 async def _connect_error(dsn: str) -> str:
+    import psycopg
+
     try:
         conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=2)
     except psycopg.Error as e:
@@ -297,6 +305,9 @@ async def _write(
 
 
 def _open(path: str, mode: str) -> Any:
+    import fsspec
+    from fsspec.utils import get_protocol
+
     protocol = get_protocol(path)
     options = storage_options(protocol)
     if protocol in ("file", "local"):
