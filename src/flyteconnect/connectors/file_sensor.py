@@ -8,7 +8,9 @@ or an fsspec URL (``s3://``, ``gs://``, ``abfs://``... with s3fs, gcsfs, adlfs i
 Where it may look is the server's decision, not the task's (``flyteconnect.connectors.sensor_reach``): by default the
 object stores anywhere and no local file; the operator names local roots and other protocols. A path outside that
 reach is INVALID_ARGUMENT at ``create`` and FAILED at ``get`` (a forged ``resource_meta`` sent straight to GetTask is
-checked the same way), with a message naming the policy and nothing about what the path holds.
+checked the same way), with a message naming the policy and nothing about what the path holds. ``http(s)`` URLs,
+when the operator allows them, are fetched only through ``flyteconnect.egress.http_client`` (the egress policy on
+the address dialled, every redirect hop included), never through fsspec.
 
 Beyond flytekit: a timeout (``sensor_config.timeout_sec``, else the task's ``metadata.timeout``) turns into FAILED with
 a clear message; storage errors (network, throttling, credentials) are ``TransientError`` so the poll is retried;
@@ -26,6 +28,7 @@ is made on first use and reused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -43,6 +46,9 @@ __all__ = ["FileSensorConnector", "FileSensorMetadata"]
 
 TASK_TYPE = "sensor"
 SENSOR_NAME = "FileSensor"
+HTTP = ("http", "https")
+"""Protocols checked with the egress policy's HTTP client (when the operator allows them), not with fsspec."""
+HTTP_TIMEOUT = 30.0
 
 
 @dataclass
@@ -106,9 +112,11 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
             raise InvalidRequest("the FileSensor task needs a non-empty string input 'path'")
         try:
             target = self._target(path, config)
+            if target.protocol in HTTP:
+                _check_egress(path)  # a refused host fails now; every poll checks again where it connects
         except ReachDenied as e:
             raise InvalidRequest(f"cannot watch {path}: {e}") from None
-        if target.protocol != LOCAL:
+        if target.protocol not in (LOCAL, *HTTP):
             self._filesystem(target)  # unknown scheme or missing extra: fail now, not at every poll
         timeout = config.get("timeout_sec")
         if timeout is None and task_template.metadata.HasField("timeout"):
@@ -136,7 +144,11 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
             target = self._target(path, config)
         except ReachDenied as e:
             return Resource(phase=Phase.FAILED, message=f"cannot watch {path}: {e}")
-        if self._exists(target):
+        try:
+            exists = self._exists(target)
+        except ReachDenied as e:  # the host (or a redirect) leads where the egress policy forbids: final
+            return Resource(phase=Phase.FAILED, message=f"cannot watch {path}: {e}")
+        if exists:
             return Resource(phase=Phase.SUCCEEDED, message=f"{path} exists")
         deadline = resource_meta.deadline
         if deadline is not None and time.time() >= deadline:
@@ -156,6 +168,8 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
     def _exists(self, target: _Target) -> bool:
         if target.protocol == LOCAL:
             return os.path.exists(target.path)  # already resolved inside a root: no fsspec needed
+        if target.protocol in HTTP:
+            return asyncio.run(_url_exists(target.path))  # on a worker thread: a loop of its own for this poll
         fs = self._filesystem(target)
         try:
             fs.invalidate_cache(target.path)  # remote listings are cached: a new object must not be missed
@@ -180,3 +194,41 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
                     raise InvalidRequest(f"cannot watch {protocol}:// paths: {e}") from None
                 self._filesystems[key] = fs
             return fs
+
+
+def _check_egress(url: str) -> None:
+    """``egress.current_policy().check_url`` from a worker thread; its refusal as a ReachDenied."""
+    from flyteconnect.egress import EgressDenied, current_policy  # only where http(s) is allowed at all
+
+    try:
+        asyncio.run(current_policy().check_url(url))
+    except EgressDenied as e:
+        raise ReachDenied(str(e)) from None
+
+
+async def _url_exists(url: str) -> bool:
+    """Whether ``url`` answers 2xx (404 and 410: not yet), through ``egress.http_client``.
+
+    The client checks the address it dials for the URL and for every redirect hop, so neither DNS nor a redirect can
+    lead the sensor to an address the egress policy refuses. HEAD first; GET (body not read) when HEAD is not allowed.
+    """
+    import httpx
+
+    from flyteconnect.egress import EgressDenied, http_client
+
+    async with http_client(follow_redirects=True, timeout=HTTP_TIMEOUT) as client:
+        try:
+            response = await client.head(url)
+            if response.status_code in (405, 501):
+                async with client.stream("GET", url) as streamed:
+                    response = streamed
+        except EgressDenied as e:
+            raise ReachDenied(str(e)) from None
+        except httpx.HTTPError as e:
+            raise TransientError(f"cannot check {url}: {type(e).__name__}: {e}") from None
+    status = response.status_code
+    if 200 <= status < 300:
+        return True
+    if status in (404, 410):
+        return False
+    raise TransientError(f"cannot check {url}: HTTP {status}")
