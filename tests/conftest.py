@@ -1,4 +1,4 @@
-"""Fixtures shared by every test area: free ports and an S3-compatible server (moto in server mode)."""
+"""Fixtures shared by every test area: free ports, an S3-compatible server (moto in server mode), egress on loopback."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ from dataclasses import dataclass
 import pytest
 
 from support import free_port, wait_for_port
+
+
+@pytest.fixture
+def allow_loopback_egress() -> Iterator[None]:
+    """Let connectors reach loopback, where the test servers listen (the default egress policy refuses it)."""
+    from flyteconnect import egress
+
+    saved = egress.current_policy()
+    egress.configure(egress.EgressPolicy.from_allow(["127.0.0.0/8", "::1"]))
+    yield
+    egress.configure(saved)
 
 
 @dataclass

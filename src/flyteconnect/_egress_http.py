@@ -22,6 +22,7 @@ import httpcore
 import httpx
 
 from flyteconnect.egress import RESOLVE_TIMEOUT, EgressPolicy, current_policy
+from flyteconnect.errors import TransientError
 
 _TRANSPORT_KWARGS = ("verify", "cert", "trust_env", "http1", "http2", "limits")
 _AROUND_POLICY = ("transport", "mounts", "proxy", "proxies", "app")
@@ -45,7 +46,10 @@ class _PolicyBackend(httpcore.AsyncNetworkBackend):
         policy = self._policy if self._policy is not None else current_policy()
         # A connect never waits forever: no timeout from the caller means the resolver's default.
         timeout = timeout if timeout is not None else RESOLVE_TIMEOUT
-        addresses = await policy.resolve(host, port, timeout)
+        try:
+            addresses = await policy.resolve(host, port, timeout)
+        except TransientError as e:  # an unknown name is a connect error to httpx users, as with httpx's own backend
+            raise httpcore.ConnectError(str(e)) from None
         error: Exception | None = None
         for address in addresses:  # in resolver order, one after the other (a short happy-eyeballs)
             try:

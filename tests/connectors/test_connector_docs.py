@@ -33,7 +33,8 @@ def run_example(page: str, tmp_path: Path, env: dict[str, str]) -> str:
 
 
 def test_webhook_page(tmp_path: Path, http_server: Any) -> None:
-    out = run_example("webhook.md", tmp_path, {"WEBHOOK_URL": http_server.url + "/echo"})
+    env = {"WEBHOOK_URL": http_server.url + "/echo", "FLYTECONNECT_EGRESS_ALLOW": "127.0.0.1"}
+    out = run_example("webhook.md", tmp_path, env)
     assert out.strip() == "200 {'text': 'run r-42 finished'}"
     sent = http_server.requests[-1]
     assert sent["headers"]["authorization"] == "Bearer example-token"

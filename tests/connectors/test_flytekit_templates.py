@@ -28,6 +28,7 @@ def load(name: str) -> Any:
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
+@pytest.mark.usefixtures("allow_loopback_egress")
 async def test_flytekit_webhook_post_task(protocol: str, http_server: Any) -> None:
     template = load("webhook_post.template.pb")
     assert template.type == "webhook" and template.custom.fields["method"].string_value == "POST"
@@ -53,6 +54,7 @@ async def test_flytekit_webhook_post_task(protocol: str, http_server: Any) -> No
     }  # a whole-string placeholder keeps its type, as in flytekit
 
 
+@pytest.mark.usefixtures("allow_loopback_egress")
 async def test_flytekit_webhook_get_task(http_server: Any) -> None:
     template = load("webhook_get.template.pb")
     inputs = load("webhook_get.inputs.pb")

@@ -105,6 +105,7 @@ def test_list_connectors_reports_the_builtins_on_flyte2(connector_server: Connec
 
 
 @pytest.mark.both_protocols
+@pytest.mark.usefixtures("allow_loopback_egress")
 async def test_webhook(http_server: Any, fake_propeller: FakePropeller) -> None:
     fp = fake_propeller
     protocol = fp.protocol
@@ -139,6 +140,7 @@ async def test_webhook(http_server: Any, fake_propeller: FakePropeller) -> None:
 
 
 @pytest.mark.both_protocols
+@pytest.mark.usefixtures("allow_loopback_egress")
 async def test_unreachable_webhook_is_unavailable(fake_propeller: FakePropeller) -> None:
     task = ConnectorTask("down", "webhook", custom={"url": f"http://127.0.0.1:{free_port()}/", "retries": 0})
     result = await fake_propeller.run(task)

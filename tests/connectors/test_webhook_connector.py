@@ -16,6 +16,9 @@ from flyteconnect.errors import TransientError
 from flyteconnect.registry import ConnectorRegistry, discover_connectors
 from flyteconnect.secrets import request_secrets
 
+# The test server listens on loopback, which the default egress policy refuses (see test_webhook_egress.py).
+pytestmark = pytest.mark.usefixtures("allow_loopback_egress")
+
 
 @pytest.fixture
 async def webhook() -> AsyncIterator[WebhookConnector]:

@@ -227,3 +227,14 @@ async def test_environment_proxies_are_not_used(
         with pytest.raises(EgressDenied):
             await client.get("http://127.0.0.1:9/")
     assert proxy.requests == []
+
+
+@pytest.mark.usefixtures("default_policy")
+async def test_a_name_that_does_not_resolve_is_a_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")  # no DNS queries leave the machine
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    async with egress.http_client() as client:
+        with pytest.raises(httpx.ConnectError, match=r"cannot resolve no-such-host\.invalid: gaierror"):
+            await client.get("http://no-such-host.invalid/")

@@ -178,11 +178,22 @@ async def test_one_denied_address_poisons_a_name(monkeypatch: pytest.MonkeyPatch
         await DEFAULT.check_url("https://mixed.example/")
 
 
-async def test_a_name_that_does_not_resolve_is_transient_not_a_hang() -> None:
+async def test_a_name_that_does_not_resolve_or_never_answers_is_transient_not_a_hang(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Resolver failures are faked: tests send no DNS queries off the machine."""
     from flyteconnect.errors import TransientError
 
-    with pytest.raises(TransientError, match="cannot resolve"):
-        await DEFAULT.check_url("http://no-such-host.invalid/", timeout=5)
+    async def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "silent.example":
+            await asyncio.Event().wait()  # a resolver that never answers
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    with pytest.raises(TransientError, match=r"cannot resolve no-such-host\.invalid: gaierror"):
+        await DEFAULT.check_url("http://no-such-host.invalid/")
+    with pytest.raises(TransientError, match=r"cannot resolve silent\.example: TimeoutError"):
+        await DEFAULT.check_url("http://silent.example/", timeout=0.05)
 
 
 def test_the_policy_module_imports_no_http_library() -> None:

@@ -168,6 +168,14 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) ->
     type=int,
     help="Consecutive transiently failed polls of one job before answering RETRYABLE_FAILED.",
 )
+@click.option(
+    "--egress-allow",
+    "egress_allow",
+    multiple=True,
+    metavar="CIDR_OR_HOST",
+    help="Let connectors reach this network (CIDR or address) or host name (*.suffix for subdomains) that the "
+    "egress policy refuses by default; repeatable, adds to $FLYTECONNECT_EGRESS_ALLOW.",
+)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
 @click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certs by this CA.")
@@ -212,6 +220,7 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
 
     configure_logging(opts["log_level"], opts["log_format"])
     _configure_sensor_reach(opts)
+    _configure_egress(opts["egress_allow"])
     worker = opts["worker_index"]
     result = discover(opts["modules"], opts["entry_points"], opts["connectors"])
     if worker is None:
@@ -255,6 +264,22 @@ def _configure_sensor_reach(opts: dict[str, Any]) -> None:
         set_default_reach(SensorReach.from_options(protocols, roots))
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--sensor-allow-protocol/--sensor-root") from None
+
+
+def _configure_egress(allow: Sequence[str]) -> None:
+    """Set the process's egress policy from ``--egress-allow`` and the environment, refusing malformed entries.
+
+    Without either, nothing is imported here: the policy module loads when a connector first fetches a URL.
+    """
+    if not allow and not os.environ.get("FLYTECONNECT_EGRESS_ALLOW"):
+        return
+    from flyteconnect import egress
+
+    try:
+        policy = egress.EgressPolicy.from_env().merged(egress.EgressPolicy.from_allow(allow))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--egress-allow / FLYTECONNECT_EGRESS_ALLOW") from None
+    egress.configure(policy)
 
 
 def _server_config(opts: dict[str, Any], max_size: int) -> Any:

@@ -13,6 +13,11 @@ and URLs keep ``***`` where a secret was, and any secret value echoed by the end
 Improvements on flytekit: any 2xx succeeds (flytekit requires exactly 200); connection errors and 5xx are retried
 with exponential backoff (``retries``, default 2; ``retry_backoff_sec``, default 0.2); PUT, PATCH and DELETE are
 accepted besides GET and POST; 5xx after the retries is RETRYABLE_FAILED, unreachable endpoints a TransientError.
+
+Every request goes through ``flyteconnect.egress.http_client``: a URL whose host is, or resolves to, an address the
+egress policy refuses (loopback, private networks, cloud metadata...) is never contacted; the task fails (FAILED,
+not retried) with a message naming the policy and the host. Redirects are not followed (a 3xx is the answer). httpx
+loads on the first request, not when the connector is discovered.
 """
 
 from __future__ import annotations
@@ -21,9 +26,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from flyteidl.core import literals_pb2
 
 from flyteconnect.connector import Phase, Resource, SyncConnectorBase
@@ -31,6 +35,9 @@ from flyteconnect.connectors._common import PerLoop, dict_literal, literal_value
 from flyteconnect.errors import ConnectorError, TransientError
 from flyteconnect.models import LiteralMap, TaskTemplate
 from flyteconnect.secrets import get_secret
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["TASK_TYPE", "WebhookConnector"]
 
@@ -113,7 +120,8 @@ class WebhookConnector(SyncConnectorBase):
     """Sends one HTTP request per task and returns the response as the ``info`` output.
 
     ``verify`` is httpx's TLS setting (True, False, or a CA bundle path); it is on by default. One
-    ``httpx.AsyncClient`` per event loop is created on first use and reused; ``aclose()`` closes it.
+    ``httpx.AsyncClient`` (``egress.http_client``) per event loop is created on first use and reused; ``aclose()``
+    closes it.
     """
 
     name: ClassVar[str] = "Webhook Connector"
@@ -121,10 +129,14 @@ class WebhookConnector(SyncConnectorBase):
 
     def __init__(self, verify: bool | str = True, max_connections: int = 100) -> None:
         super().__init__()
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(20, max_connections))
 
         async def make() -> httpx.AsyncClient:
-            return httpx.AsyncClient(verify=verify, limits=limits, follow_redirects=False)
+            import httpx  # on first use: discovering the connector must not load it
+
+            from flyteconnect.egress import http_client
+
+            limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(20, max_connections))
+            return http_client(verify=verify, limits=limits, follow_redirects=False)
 
         async def close(client: httpx.AsyncClient) -> None:
             await client.aclose()
@@ -155,7 +167,12 @@ class WebhookConnector(SyncConnectorBase):
         except (_TemplateError, ValueError, TypeError) as e:
             return Resource(phase=Phase.FAILED, message=_redact(f"Webhook not sent: {e}", used))
 
-        response = await self._send(request, used)
+        from flyteconnect.egress import EgressDenied
+
+        try:
+            response = await self._send(request, used)
+        except EgressDenied as e:  # terminal, not retried: the answer would not change (a secret may be the host)
+            return Resource(phase=Phase.FAILED, message=_redact(f"Webhook not sent: {e}", used))
         text = _redact(response.text, used)
         status = response.status_code
         if not 200 <= status < 300:
@@ -178,6 +195,8 @@ class WebhookConnector(SyncConnectorBase):
 
     async def _send(self, request: _Request, secrets: list[str]) -> httpx.Response:
         client = await self._clients.get()
+        import httpx  # loaded with the client above: a dictionary lookup from here on
+
         attempt = 0
         while True:
             try:
