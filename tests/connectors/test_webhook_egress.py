@@ -112,7 +112,10 @@ async def test_webhook_to_the_metrics_endpoint_is_refused(
 @pytest.mark.both_protocols
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"],
+    [
+        *("127.0.0.1", "localhost", "2130706433", "0x7f.1", "0x7f000001", "127.1", "[::ffff:127.0.0.1]"),
+        *("[::ffff:7f00:1]", "0.0.0.0", "0", "[::]"),  # unspecified: Linux connects those to the local host
+    ],
 )
 async def test_every_spelling_of_loopback_is_refused_and_never_contacted(
     fake_propeller: FakePropeller, never: Listener, host: str
@@ -125,7 +128,7 @@ async def test_every_spelling_of_loopback_is_refused_and_never_contacted(
 
 @pytest.mark.both_protocols
 @pytest.mark.parametrize(
-    "url", ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://10.0.0.1/"]
+    "url", ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://10.0.0.1/", "http://[::1]/"]
 )
 async def test_metadata_and_private_addresses_are_refused_without_a_connection(
     fake_propeller: FakePropeller, url: str

@@ -96,7 +96,8 @@ def resolve_as(monkeypatch: pytest.MonkeyPatch, names: dict[str, list[str]]) -> 
 
 @pytest.mark.usefixtures("default_policy")
 @pytest.mark.parametrize(
-    "spelling", ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "0x7f000001", "127.1", "[::ffff:127.0.0.1]"]
+    "spelling",
+    ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "0.0.0.0", "0"],
 )
 async def test_loopback_in_any_spelling_is_refused_before_connecting(
     listen: Callable[..., Listener], spelling: str
