@@ -7,9 +7,20 @@ missing optional dependency of one command does not break the others. Only this 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import signal
+import sys
+from typing import Any, NoReturn
 
-import click
+
+def _stopped_early(signum: int, frame: Any) -> NoReturn:
+    raise SystemExit(0)  # nothing started yet: a stop signal is a clean exit (serve takes over once it runs)
+
+
+if sys.argv[1:2] == ["serve"]:  # before importing click: a rollout may stop a pod that is still starting
+    for _sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, _stopped_early)
+
+import click  # noqa: E402 - after the stop signals are handled
 
 import flyteconnect
 

@@ -2,19 +2,41 @@
 
 A thin shell over ``flyteconnect.server``: discovery (``loading``), the server (``app``) and the multi-process
 supervisor (``workers``). Prints ``listening on HOST:PORT`` once serving (parseable; ``--port 0`` picks a port).
+
+It refuses to start (exit 1, one line per problem saying what to fix) when a module named with ``-m`` fails to
+import, a ``--connector`` entry matches nothing, or there is no connector at all; ``--keep-going`` serves the rest
+with health's ``flyteconnect.Connectors`` answering NOT_SERVING. A stop signal during start-up exits 0.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
-__all__ = ["common_discovery_options", "connector_table", "discover", "serve"]
+__all__ = [
+    "StartupInterrupted",
+    "common_discovery_options",
+    "connector_table",
+    "discover",
+    "readiness_problems",
+    "serve",
+]
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StartupInterrupted(KeyboardInterrupt):
+    """A stop signal arrived before the server was serving (a KeyboardInterrupt, so discovery lets it through)."""
+
+
+def _interrupt_startup(signum: int, frame: Any) -> None:
+    raise StartupInterrupted(signum)
 
 
 def _size(text: str) -> int:
@@ -106,11 +128,42 @@ def report_failures(console: Any, result: Any) -> None:
         console.print(f"[red]failed to load[/red] {source}: {reason}", markup=True, highlight=False)
 
 
-def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) -> list[str]:
-    """This command's options re-rendered for worker ``index`` (single process, shared port)."""
+def readiness_problems(result: Any, strict: bool) -> list[str]:
+    """Why serving ``result`` would not serve what the operator asked for: one line each, saying what to fix."""
+    problems = [
+        f"{source} failed to load ({reason}): fix the module or the -m value"
+        for source, reason in result.module_failures().items()
+    ]
+    if strict:
+        problems += [
+            f"{source} failed to load ({reason}): fix or uninstall it, or serve without --strict"
+            for source, reason in result.plugin_failures().items()
+        ]
+    found = sorted([str(c) for c in result.registry.categories()] + list(result.skipped))
+    problems += [
+        f"--connector {entry} matches no connector: give a name, task type or name_vN of one found "
+        f"({', '.join(found) or 'none found'})"
+        for entry in result.unmatched
+    ]
+    if not result.registry.connectors() and not problems:
+        problems.append(
+            "no connector to serve: name a module with -m, or install a package with 'flyteconnect.connectors' "
+            "entry points (and keep --entry-points)"
+        )
+    return problems
+
+
+def _child_args(ctx: click.Context, index: int, port: int, metrics_dir: str | None) -> list[str]:
+    """This command's options re-rendered for worker ``index`` (single process, shared port, metrics to a file)."""
     args = ["serve"]
     assert isinstance(ctx.command, click.Command)
-    overrides: dict[str, Any] = {"workers": 1, "port": port, "metrics_port": metrics_port, "worker_index": index}
+    overrides: dict[str, Any] = {
+        "workers": 1,
+        "port": port,
+        "metrics_port": 0,
+        "metrics_dir": metrics_dir,
+        "worker_index": index,
+    }
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name is None:
             continue
@@ -198,11 +251,21 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_port: int) ->
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log lines.")
 @click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--debug", is_flag=True, help="Add traceback frames to error details sent to callers.")
-@click.option("--strict", is_flag=True, help="Refuse to start when a connector module or plugin fails to load.")
+@click.option("--strict", is_flag=True, help="Also refuse to start when an entry-point plugin fails to load.")
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Serve what loaded when a -m module or --connector entry fails (health flyteconnect.Connectors: NOT_SERVING).",
+)
 @click.option("--worker-index", type=int, default=None, hidden=True)
+@click.option("--metrics-dir", default=None, hidden=True)
 @click.pass_context
 def serve(ctx: click.Context, /, **opts: Any) -> None:
     """Serve connectors over gRPC (Flyte 1 and Flyte 2 protocols)."""
+    # A stop signal before the server serves (importing connectors can take seconds) is a clean exit 0, not a death
+    # by the signal: a Kubernetes rollout may stop a pod that is still starting.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt_startup)
     # Loading grpc, the protos and the connectors allocates ~50k long-lived objects and almost no garbage: the
     # collector would rescan them dozens of times while loading (tens of ms of start-up). The server's tune_gc
     # freezes them and turns it back on once serving; the finally restores it on every other way out.
@@ -210,6 +273,8 @@ def serve(ctx: click.Context, /, **opts: Any) -> None:
     gc.disable()
     try:
         _serve_command(ctx, opts)
+    except StartupInterrupted:
+        click.echo("stopped before serving", err=True)
     finally:
         if gc_enabled:
             gc.enable()
@@ -222,6 +287,13 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
     _configure_sensor_reach(opts)
     _configure_egress(opts["egress_allow"])
     worker = opts["worker_index"]
+    supervisor = os.environ.get("FLYTECONNECT_SUPERVISOR")
+    if worker is not None and supervisor and supervisor.isdigit():
+        from flyteconnect.server.workers import follow_supervisor
+
+        follow_supervisor(int(supervisor))
+    if opts["strict"] and opts["keep_going"]:
+        raise click.UsageError("--strict and --keep-going contradict each other: choose one")
     result = discover(opts["modules"], opts["entry_points"], opts["connectors"])
     if worker is None:
         if sys.stderr.isatty():
@@ -234,8 +306,16 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
             click.echo(plain_table(result), err=True)
             for source, reason in result.failures.items():
                 click.echo(f"failed to load {source}: {reason}", err=True)
-    if result.failures and opts["strict"]:
-        raise click.ClickException(f"{len(result.failures)} connector source(s) failed to load (--strict)")
+    problems = readiness_problems(result, opts["strict"])
+    if problems and not opts["keep_going"]:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        hint = "" if opts["strict"] else ", or pass --keep-going to serve the rest"
+        raise click.ClickException(f"not serving: fix the problems above{hint}")
+    for problem in problems:
+        click.echo(f"warning: {problem} (--keep-going: serving the rest)", err=True)
+    if not opts["strict"]:  # reported and skipped; health's flyteconnect.Connectors still says something is missing
+        problems += [f"{source} failed to load ({reason})" for source, reason in result.plugin_failures().items()]
     try:
         max_size = _size(opts["max_message_size"])
     except ValueError:
@@ -247,7 +327,7 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
     try:
         import asyncio  # here, not at the top: imported with the collector off (see serve)
 
-        asyncio.run(_serve(result.registry, config, worker))
+        asyncio.run(_serve(result.registry, config, worker, problems))
     except (OSError, RuntimeError, ValueError) as e:
         raise click.ClickException(str(e)) from None
 
@@ -292,6 +372,7 @@ def _server_config(opts: dict[str, Any], max_size: int) -> Any:
         port=opts["port"],
         metrics_port=opts["metrics_port"] or None,
         metrics_host=opts["metrics_host"],
+        metrics_dir=opts["metrics_dir"],
         protocols=protocols,
         max_message_size=max_size,
         grace=opts["grace"],
@@ -312,35 +393,74 @@ def _server_config(opts: dict[str, Any], max_size: int) -> Any:
     )
 
 
-async def _serve(registry: Any, config: Any, worker: int | None) -> None:
+async def _serve(registry: Any, config: Any, worker: int | None, problems: list[str]) -> None:
+    import asyncio
+
     from flyteconnect.server.app import ConnectorServer
     from flyteconnect.server.workers import probe_host
 
-    server = ConnectorServer(registry, config)
+    # From here a stop signal sets ``stop`` (the server drains, or stops right after starting) instead of raising.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    server = ConnectorServer(registry, config, load_problems=problems)
     port = await server.start()
     who = f"worker {worker} " if worker is not None else ""
-    click.echo(f"{who}listening on {probe_host(config.host)}:{port}", err=False)
-    if server.metrics_port is not None:
-        click.echo(f"{who}metrics on http://{probe_host(config.metrics_host)}:{server.metrics_port}/metrics")
-    sys.stdout.flush()
-    await server.serve_forever()
+    if not stop.is_set():
+        click.echo(f"{who}listening on {probe_host(config.host)}:{port}", err=False)
+        if server.metrics_port is not None:
+            click.echo(f"{who}metrics on http://{probe_host(config.metrics_host)}:{server.metrics_port}/metrics")
+        sys.stdout.flush()
+    await server.serve_until(stop)
     click.echo(f"{who}stopped")
 
 
 def _supervise(ctx: click.Context, opts: dict[str, Any]) -> int:
-    import socket
-    import time
+    import shutil
+    import tempfile
 
-    from flyteconnect.server.workers import Supervisor, probe_host, reserve_port
+    from flyteconnect.server.workers import Supervisor, reserve_port
 
-    reserved = reserve_port(opts["host"], opts["port"])
+    try:
+        reserved = reserve_port(opts["host"], opts["port"])
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {opts['host']}:{opts['port']}: {e}") from None
     port = reserved.getsockname()[1]
-    metrics = opts["metrics_port"]
+    # One metrics endpoint for every worker: they write snapshots to a folder this process owns and removes.
+    metrics_dir = tempfile.mkdtemp(prefix="flyteconnect-metrics-") if opts["metrics_port"] else None
     supervisor = Supervisor(
         opts["workers"],
-        lambda i: Supervisor.python_command(_child_args(ctx, i, port, metrics + i if metrics else 0)),
+        lambda i: Supervisor.python_command(_child_args(ctx, i, port, metrics_dir)),
         grace=opts["grace"],
     )
+    httpd = None
+    try:
+        if metrics_dir is not None:
+            from flyteconnect.server.worker_metrics import MergedMetrics, serve_merged
+
+            try:
+                merged = MergedMetrics(metrics_dir, supervisor.live_pids)
+                httpd = serve_merged(opts["metrics_port"], opts["metrics_host"], merged)
+            except OSError as e:
+                raise click.ClickException(str(e)) from None
+        return _run_supervisor(supervisor, opts, port, httpd)
+    finally:
+        reserved.close()
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_supervisor(supervisor: Any, opts: dict[str, Any], port: int, httpd: Any) -> int:
+    import socket
+    import threading
+    import time
+
+    from flyteconnect.server.workers import probe_host
+
     host = probe_host(opts["host"])
 
     def announce() -> None:
@@ -354,10 +474,8 @@ def _supervise(ctx: click.Context, opts: dict[str, Any]) -> int:
                     return
             time.sleep(0.05)
 
-    import threading
-
     threading.Thread(target=announce, daemon=True).start()
-    try:
-        return supervisor.run()
-    finally:
-        reserved.close()
+    if httpd is not None:
+        metrics_host = probe_host(opts["metrics_host"])
+        click.echo(f"metrics on http://{metrics_host}:{httpd.server_port}/metrics (all workers)")
+    return int(supervisor.run())

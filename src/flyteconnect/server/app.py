@@ -44,6 +44,7 @@ from flyteconnect.server.metrics import ServerMetrics
 __all__ = [
     "DEFERRED",
     "PROTOCOLS",
+    "READINESS_SERVICE",
     "BackgroundServer",
     "ConnectorServer",
     "ProtocolAdapter",
@@ -67,6 +68,10 @@ DEFERRED: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 """Default protocols loaded on first use: name → (module that must be installed, the adapter's service names)."""
+
+READINESS_SERVICE = "flyteconnect.Connectors"
+"""Health service name answering SERVING only when every connector source the server was given loaded: with
+``serve --keep-going`` a server serves the rest while this answers NOT_SERVING (``ConnectorServer.load_problems``)."""
 
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
@@ -92,6 +97,9 @@ class ServerConfig:
     metrics_port: int | None = 9090
     """Prometheus HTTP port (0 picks a free one; None disables)."""
     metrics_host: str = "0.0.0.0"
+    metrics_dir: str | None = None
+    """Write the metrics to a file in this folder every second and on stop instead of serving them (a ``--workers``
+    worker: its supervisor serves every worker's metrics on one endpoint, ``server.worker_metrics``)."""
     protocols: Sequence[str] | None = None
     """None: every available protocol (v1, and v2 when flyteidl2 is installed)."""
     max_message_size: int = DEFAULT_MAX_MESSAGE
@@ -203,8 +211,11 @@ class ConnectorServer:
         registry: ConnectorRegistry,
         config: ServerConfig | None = None,
         metrics: ServerMetrics | None = None,
+        load_problems: Sequence[str] = (),
     ) -> None:
         self.registry = registry
+        self.load_problems = tuple(load_problems)
+        """What failed to load (one line each); health's READINESS_SERVICE answers NOT_SERVING while there is any."""
         self.config = config or ServerConfig()
         self.metrics = metrics or ServerMetrics()
         self.dispatcher = Dispatcher(registry, self.config.dispatch, self.metrics)
@@ -214,6 +225,7 @@ class ConnectorServer:
         self._server: grpc.aio.Server | None = None
         self._health: Any = None
         self._httpd: Any = None
+        self._snapshots: Any = None
         self._stopped: asyncio.Event | None = None
 
     @property
@@ -256,29 +268,45 @@ class ConnectorServer:
             raise OSError(f"cannot listen on {address}: {e}") from None
         if port == 0:
             raise OSError(f"cannot listen on {address} (port in use?)")
+        try:
+            self._start_metrics()  # before serving: a busy metrics port stops the start, nothing was answered yet
+        except OSError:
+            await server.stop(0)
+            raise
         await server.start()
         self._server = server
         self.port = port = int(port)
         self._stopped = asyncio.Event()
         self.dispatcher.start()
-        for name in ["", *self.service_names, health.SERVICE_NAME]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._start_metrics()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         if config.tune_gc:
             _tune_gc()
         return port
 
+    async def _set_health(self, status: Any) -> None:
+        # Serving no connector at all is not ready; a source that failed to load shows on READINESS_SERVICE.
+        overall = status if self.registry.connectors() else health_pb2.HealthCheckResponse.NOT_SERVING
+        complete = status if not self.load_problems else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in [*self.service_names, health.SERVICE_NAME]:
+            await self._health.set(name, status)
+        await self._health.set("", overall)
+        await self._health.set(READINESS_SERVICE, complete)
+
     def _start_metrics(self) -> None:
-        port = self.config.metrics_port
+        config = self.config
+        if config.metrics_dir is not None:
+            from flyteconnect.server.worker_metrics import SnapshotWriter
+
+            self._snapshots = SnapshotWriter(self.metrics.registry, config.metrics_dir).start()
+        port = config.metrics_port
         if port is None:
             return
         from prometheus_client import start_http_server
 
         try:
-            httpd, _thread = start_http_server(port, addr=self.config.metrics_host, registry=self.metrics.registry)
-        except OSError as e:  # a busy metrics port must not take the connectors down with it
-            log.error("metrics disabled: cannot listen on %s:%s: %s", self.config.metrics_host, port, e)
-            return
+            httpd, _thread = start_http_server(port, addr=config.metrics_host, registry=self.metrics.registry)
+        except OSError as e:
+            raise OSError(f"cannot serve metrics on {config.metrics_host}:{port} (--metrics-port {port}): {e}") from e
         self._httpd = httpd
         self.metrics_port = int(httpd.server_port)
 
@@ -298,6 +326,9 @@ class ConnectorServer:
             # shutdown() waits for the serving thread's poll interval (~0.5 s): never on the event loop.
             await asyncio.to_thread(httpd.shutdown)
             httpd.server_close()
+        snapshots, self._snapshots = self._snapshots, None
+        if snapshots is not None:
+            await asyncio.to_thread(snapshots.stop)  # the last counts reach the supervisor's endpoint
         self.dispatcher.close()
         if self._stopped is not None:
             self._stopped.set()
@@ -309,19 +340,23 @@ class ConnectorServer:
 
     async def serve_forever(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
         """Start if needed, serve until one of ``signals`` arrives, then drain within the grace period."""
-        if self._server is None:
-            await self.start()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
-            log.info("stop requested: draining in-flight calls (grace %.1fs)", self.config.grace)
-            await self.stop()
+            await self.serve_until(stop)
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Start if needed, serve until ``stop`` is set (it may be already), then drain within the grace period."""
+        if self._server is None:
+            await self.start()
+        await stop.wait()
+        log.info("stop requested: draining in-flight calls (grace %.1fs)", self.config.grace)
+        await self.stop()
 
     async def __aenter__(self) -> ConnectorServer:
         await self.start()

@@ -1,7 +1,8 @@
 """Find the connectors to serve: user modules (import paths or files), entry points and the classic registrations.
 
-``load_connectors(...)`` never raises for a broken plugin: it returns what loaded, where each connector came from and
-what failed (one line each), so ``serve`` can report it and decide (``--strict``) whether to start.
+``load_connectors(...)`` never raises for a broken plugin: it returns what loaded, where each connector came from,
+what failed (one line each) and which allow-list entries matched nothing, so ``serve`` can report it and decide
+whether to start (``module_failures``: modules the operator named; ``plugin_failures``: the rest).
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ class LoadResult:
     failures: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     """Categories left out by the ``--connector`` allow-list."""
+    unmatched: list[str] = field(default_factory=list)
+    """Allow-list entries that matched no connector found (a typo, or a plugin that did not load)."""
+
+    def module_failures(self) -> dict[str, str]:
+        """Failures of modules named with ``-m`` (import errors, duplicate categories): source → reason."""
+        return {source: reason for source, reason in self.failures.items() if source.startswith("module ")}
+
+    def plugin_failures(self) -> dict[str, str]:
+        """Every other failure: entry points and connectors registered before serve."""
+        return {source: reason for source, reason in self.failures.items() if not source.startswith("module ")}
 
 
 def import_module(spec: str) -> object:
@@ -109,6 +120,9 @@ def load_connectors(
             result.failures[f"entry point {label}"] = reason
         for c in discovered.connectors:
             found.append((c, f"entry point {discovered.sources.get(str(c.task_category), '?')}"))
+    if allow:
+        named = {n for c, _ in found for n in (c.name, c.task_category.name, str(c.task_category))}
+        result.unmatched = [entry for entry in allow if entry not in named]
     for connector, source in found:
         key = str(connector.task_category)
         if not _allowed(connector, allow):

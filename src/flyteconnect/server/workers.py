@@ -3,25 +3,66 @@
 The supervisor reserves the port (so ``--port 0`` works: it binds a non-listening SO_REUSEPORT socket and keeps it),
 starts N children (``python -m flyteconnect serve ... --worker-index i``), restarts a child that dies, and on
 SIGTERM/SIGINT forwards SIGTERM so every child drains its in-flight calls, then exits 0. The kernel spreads new
-connections over the children. Worker ``i`` serves Prometheus metrics on ``metrics_port + i``.
+connections over the children. The supervisor serves one metrics endpoint for all of them (``worker_metrics``).
+
+A worker must not outlive its supervisor, however the supervisor dies (a -9 included): ``follow_supervisor`` asks
+Linux for SIGTERM when the parent dies (``PR_SET_PDEATHSIG``) and, on every platform, watches the parent pid from a
+thread; either way the worker drains and exits as on a stop signal.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-__all__ = ["Supervisor", "reserve_port"]
+__all__ = ["SUPERVISOR_ENV", "Supervisor", "follow_supervisor", "reserve_port"]
 
 log = logging.getLogger("flyteconnect.server")
+
+SUPERVISOR_ENV = "FLYTECONNECT_SUPERVISOR"
+"""Environment variable holding the supervisor's pid, set for each worker."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send ``signum`` to this process when its parent dies; False where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def follow_supervisor(supervisor: int, interval: float = 1.0) -> None:
+    """Make this worker stop (SIGTERM to itself: a normal drain) as soon as ``supervisor``, its parent, is gone."""
+    _parent_death_signal(signal.SIGTERM)
+
+    def parent_gone() -> bool:
+        return os.getppid() != supervisor  # re-parented to init (or a subreaper): the supervisor died
+
+    if parent_gone():  # it died before the death signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+
+    def watch() -> None:  # the fallback where PR_SET_PDEATHSIG does not exist or did not fire
+        while not parent_gone():
+            time.sleep(interval)
+        log.error("supervisor %d is gone: stopping this worker", supervisor)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="flyteconnect-follow-supervisor", daemon=True).start()
 
 
 def _family(host: str) -> tuple[socket.AddressFamily, str]:
@@ -55,11 +96,18 @@ class Supervisor:
     grace: float = 30.0
     restart_delay: float = 1.0
     _procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _live: set[int] = field(default_factory=set)
     _stopping: bool = False
 
+    def live_pids(self) -> set[int]:
+        """The pids of the workers running now (safe to call from another thread)."""
+        return set(self._live)
+
     def _spawn(self, index: int) -> None:
-        env = {**os.environ, "FLYTECONNECT_WORKER": str(index)}
-        self._procs[index] = subprocess.Popen(list(self.command(index)), env=env)
+        env = {**os.environ, "FLYTECONNECT_WORKER": str(index), SUPERVISOR_ENV: str(os.getpid())}
+        proc = subprocess.Popen(list(self.command(index)), env=env)
+        self._procs[index] = proc
+        self._live.add(proc.pid)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
@@ -77,6 +125,7 @@ class Supervisor:
                     code = proc.poll()
                     if code is None or self._stopping:
                         continue
+                    self._live.discard(proc.pid)
                     now = time.monotonic()
                     restarts = [t for t in restarts if now - t < 30] + [now]
                     # A worker that keeps dying (bad config, port taken) is restarted more slowly.
@@ -102,6 +151,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            self._live.discard(proc.pid)
         return 0
 
     @staticmethod
