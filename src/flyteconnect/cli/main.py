@@ -22,7 +22,7 @@ if sys.argv[1:2] == ["serve"]:  # before importing click: a rollout may stop a p
 
 import click  # noqa: E402 - after the stop signals are handled
 
-import flyteconnect
+import flyteconnect  # noqa: E402
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
