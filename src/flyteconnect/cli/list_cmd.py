@@ -17,10 +17,15 @@ __all__ = ["list_cmd"]
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--strict", is_flag=True, help="Exit non-zero when a connector source failed to load.")
 def list_cmd(
-    modules: tuple[str, ...], entry_points: bool, connectors: tuple[str, ...], as_json: bool, strict: bool
+    modules: tuple[str, ...],
+    entry_points: bool,
+    connectors: tuple[str, ...],
+    flytekit_plugins: bool,
+    as_json: bool,
+    strict: bool,
 ) -> None:
     """List the connectors that serve would load."""
-    result = discover(modules, entry_points, connectors)
+    result = discover(modules, entry_points, connectors, flytekit_plugins)
     if as_json:
         rows: list[dict[str, Any]] = [
             {

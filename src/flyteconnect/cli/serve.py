@@ -64,6 +64,11 @@ def common_discovery_options(f: Any) -> Any:
         help="Discover connectors from the 'flyteconnect.connectors' entry points.",
     )(f)
     f = click.option(
+        "--flytekit-plugins",
+        is_flag=True,
+        help="Also serve every connector `pyflyte serve connector` would serve here (needs flyteconnect[flytekit]).",
+    )(f)
+    f = click.option(
         "--module",
         "-m",
         "modules",
@@ -74,11 +79,15 @@ def common_discovery_options(f: Any) -> Any:
     return f
 
 
-def discover(modules: Sequence[str], entry_points: bool, connectors: Sequence[str]) -> Any:
+def discover(
+    modules: Sequence[str], entry_points: bool, connectors: Sequence[str], flytekit_plugins: bool = False
+) -> Any:
     """Run discovery (``flyteconnect.server.loading.load_connectors``)."""
     from flyteconnect.server.loading import load_connectors
 
-    return load_connectors(modules, entry_points=entry_points, allow=set(connectors) or None)
+    return load_connectors(
+        modules, entry_points=entry_points, allow=set(connectors) or None, flytekit_plugins=flytekit_plugins
+    )
 
 
 def connector_table(result: Any, title: str = "Connectors") -> Any:
@@ -294,7 +303,7 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
         follow_supervisor(int(supervisor))
     if opts["strict"] and opts["keep_going"]:
         raise click.UsageError("--strict and --keep-going contradict each other: choose one")
-    result = discover(opts["modules"], opts["entry_points"], opts["connectors"])
+    result = discover(opts["modules"], opts["entry_points"], opts["connectors"], opts["flytekit_plugins"])
     if worker is None:
         if sys.stderr.isatty():
             from rich.console import Console

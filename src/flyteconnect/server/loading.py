@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from flyteconnect.connector import ConnectorBase
 from flyteconnect.registry import ConnectorRegistry, discover_connectors
@@ -71,6 +72,26 @@ def import_module(spec: str) -> object:
     return importlib.import_module(spec)
 
 
+def _flytekit_connectors() -> Any:
+    from flyteconnect.flytekit_compat import FlytekitConnectors
+
+    return FlytekitConnectors()
+
+
+def _flytekit_plugins(flytekit: Any, found: list[tuple[ConnectorBase, str]]) -> list[tuple[ConnectorBase, str]]:
+    """flytekit's plugin connectors, less flytekit's own Sensor and Webhook where a built-in serves the task type."""
+    from flyteconnect.flytekit_compat import FLYTEKIT_BUILT_IN
+
+    taken = {c.task_category for c, _ in found}
+    plugins = []
+    for connector, source in flytekit.plugins():
+        if source == FLYTEKIT_BUILT_IN and connector.task_category in taken:
+            log.info("flytekit's %s gives way to the built-in for %s", connector.name, connector.task_category)
+            continue
+        plugins.append((connector, source))
+    return plugins
+
+
 def _allowed(connector: ConnectorBase, allow: Collection[str] | None) -> bool:
     if not allow:
         return True
@@ -84,12 +105,18 @@ def load_connectors(
     entry_points: bool = True,
     allow: Collection[str] | None = None,
     include_default: bool = True,
+    flytekit_plugins: bool = False,
 ) -> LoadResult:
     """Build the registry to serve from modules, entry points and the process default registry.
 
     Modules register through the classic ``ConnectorRegistry.register`` at import (flytekit style); entry points name
     connector classes, instances or factories. A duplicate category is a failure of the later source.
     ``allow`` keeps only connectors whose name, task type or category string (``name_v0``) is listed.
+
+    flytekit's connectors (``flyteconnect.flytekit_compat``): a module that imports flytekit and registers into
+    its ConnectorRegistry has those connectors served too; ``flytekit_plugins`` adds every connector
+    ``pyflyte serve connector`` would serve here. flytekit's own Sensor and Webhook Connector give way to the
+    built-ins of the same task types. flytekit is imported only for ``flytekit_plugins`` or by a module itself.
     """
     cwd = os.path.realpath(os.getcwd())
     if cwd not in (os.path.realpath(p) for p in sys.path if p):
@@ -100,9 +127,10 @@ def load_connectors(
     known = set(default.categories())
     if include_default:
         found.extend((c, "registered before serve") for c in default.connectors())
+    flytekit: Any = None  # flytekit_compat.FlytekitConnectors, once flytekit is in play
     for spec in modules:
         try:
-            import_module(spec)
+            module = import_module(spec)
         except BaseException as e:  # SystemExit or KeyboardInterrupt in a plugin must not kill discovery either
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -114,12 +142,20 @@ def load_connectors(
             if c.task_category not in known:
                 known.add(c.task_category)
                 found.append((c, f"module {spec}"))
+        if "flytekit" in sys.modules:  # the module (or an earlier one) imported flytekit: what did it register?
+            flytekit = flytekit or _flytekit_connectors()
+            found.extend((c, f"module {spec}") for c in flytekit.registered_by(getattr(module, "__name__", spec)))
     if entry_points:
         discovered = discover_connectors()
         for label, reason in discovered.failures.items():
             result.failures[f"entry point {label}"] = reason
         for c in discovered.connectors:
             found.append((c, f"entry point {discovered.sources.get(str(c.task_category), '?')}"))
+    if flytekit_plugins:
+        flytekit = flytekit or _flytekit_connectors()
+        found.extend(_flytekit_plugins(flytekit, found))
+    if flytekit is not None:
+        result.failures.update(flytekit.failures)
     if allow:
         named = {n for c, _ in found for n in (c.name, c.task_category.name, str(c.task_category))}
         result.unmatched = [entry for entry in allow if entry not in named]
