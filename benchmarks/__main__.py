@@ -9,18 +9,20 @@ with h2load (installed from Debian's nghttp2-client when missing), and writes ``
     python -m benchmarks --soak              # 10^6 GetTask calls, RSS every 10^5 (run by hand)
     python -m benchmarks --subject bare      # bare vs bare: validates the method (ratios ~1)
     python -m benchmarks --instructions      # instructions per call under callgrind, bare vs flyteconnect (~10 min)
+    python -m benchmarks --startup           # start-up and idle RSS only, default serve vs bare (~1 min)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import instructions, report, runner, scenarios, servers
+from benchmarks import instructions, report, runner, scenarios, servers, startup
 from benchmarks.h2load import H2LoadError
 from benchmarks.verify import CallFailed
 
@@ -63,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only instructions per call under callgrind (results/instructions.{json,md}); needs valgrind",
     )
+    p.add_argument(
+        "--startup",
+        action="store_true",
+        help="only start-up and idle RSS: bare, flyteconnect and the default serve with the built-ins "
+        "(results/startup.{json,md})",
+    )
+    p.add_argument("--startup-runs", type=int, help="rounds of server starts (default 3, --startup 7, smoke 1)")
     p.add_argument("--calls", type=int, help="calls counted per scenario with --instructions (default 1000, smoke 20)")
     p.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
     p.add_argument(
@@ -102,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         subject = servers.flyteconnect_spec(1, extra=pool)
         subject_w2 = servers.flyteconnect_spec(2, label="flyteconnect-w2", extra=pool)
     specs = {"bare": servers.bare_spec(args.pool_size), "flyteconnect": subject, "flyteconnect-w2": subject_w2}
+    if args.subject != "bare":
+        specs[startup.DEFAULT] = servers.flyteconnect_default_spec()
     if args.against_flytekit:
         specs["flytekit"] = servers.flytekit_spec(_flytekit_venv(args.flytekit_venv))
 
@@ -122,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         settings.warm_up = False
     settings.seconds = args.seconds or settings.seconds
     settings.rounds = args.rounds or settings.rounds
+    settings.startup_runs = args.startup_runs or settings.startup_runs
+
+    if args.startup:
+        return _startup(args, specs, work, out)
 
     if args.instructions:
         return _instructions(args, selected, {"bare": specs["bare"], "flyteconnect": subject}, work, out)
@@ -142,6 +157,28 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(paths[1].read_text())
     print(f"written: {paths[0]} and {paths[1]}")
+    return 0
+
+
+def _startup(args: argparse.Namespace, specs: dict[str, servers.ServerSpec], work: Path, out: Path) -> int:
+    """The --startup mode: bare, flyteconnect and the default serve, started in alternating rounds."""
+    runs = args.startup_runs or (1 if args.smoke else 7)
+    chosen = {label: specs[label] for label in ("bare", "flyteconnect", startup.DEFAULT) if label in specs}
+    try:
+        result = startup.run_startup(
+            chosen, runs, work, log=lambda m: print(m, flush=True), mode=("smoke" if args.smoke else "startup")
+        )
+    except servers.ServerStartError as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 2
+    stem = "startup-smoke" if args.smoke else "startup"
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    md_path.write_text(startup.to_markdown(result))
+    print()
+    print(md_path.read_text())
+    print(f"written: {json_path} and {md_path}")
     return 0
 
 

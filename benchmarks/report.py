@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks import startup
+
 __all__ = ["IDLE_RSS_TARGET_MIB", "STARTUP_TARGET_S", "evaluate_targets", "to_markdown", "write_report"]
 
 STARTUP_TARGET_S = 0.2
@@ -69,6 +71,7 @@ def evaluate_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": subject["idle_rss_mib"] <= IDLE_RSS_TARGET_MIB,
             }
         )
+    rows += startup.targets(report["servers"])
     bad = [
         f"{sc['name']}/{label}"
         for sc in report["scenarios"]

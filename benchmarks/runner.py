@@ -12,13 +12,12 @@ import platform
 import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks import payloads
+from benchmarks import payloads, startup
 from benchmarks.frames import write_body
 from benchmarks.h2load import H2Result, ensure_h2load, run_h2load
 from benchmarks.scenarios import Scenario, by_name
@@ -141,36 +140,18 @@ def _run(server: RunningServer, scenario: Scenario, body: Path, requests: int, f
     }
 
 
-def _startup(spec: ServerSpec, runs: int, work_dir: Path, log: Log, cpus: tuple[int, ...] | None) -> dict[str, Any]:
-    """Median spawn-to-first-ListAgents time over ``runs`` fresh processes, and the idle RSS after it."""
-    times, rss = [], []
-    for _ in range(runs):
-        server = start(spec, work_dir / "logs", cpus=cpus)
-        try:
-            time.sleep(0.3)  # let lazy imports and the first GC settle before reading idle memory
-            rss.append(server.rss_mib())
-            times.append(server.startup_s)
-        finally:
-            server.stop()
-    out = {"startup_s": round(statistics.median(times), 3), "startup_all_s": [round(t, 3) for t in times]}
-    out["idle_rss_mib"] = round(statistics.median(rss), 1)
-    log(f"  {spec.label}: startup {out['startup_s']:.3f} s, idle RSS {out['idle_rss_mib']:.1f} MiB")
-    return out
-
-
 def run_suite(s: Settings, log: Log = print) -> dict[str, Any]:
     """Run every scenario on every server it involves and return the report dict (see benchmarks.report)."""
     ensure_h2load()
     info = machine_info()
     log(f"machine: {info['nproc']} x {info['cpu']}, load {info['loadavg_start']}")
     labels = ["bare"] + sorted({sc.subject for sc in s.scenarios}) + (["flytekit"] if "flytekit" in s.specs else [])
-    servers_report: dict[str, dict[str, Any]] = {}
     log("startup and idle memory:")
-    for label in labels:
-        servers_report[label] = {
-            "description": s.specs[label].description,
-            **_startup(s.specs[label], s.startup_runs, s.work_dir, log, s.server_cpus),
-        }
+    # The default serve (entry points, built-ins) is measured for start-up and memory only, beside the others.
+    measured = labels + ([startup.DEFAULT] if startup.DEFAULT in s.specs else [])
+    servers_report = startup.measure(
+        {label: s.specs[label] for label in measured}, s.startup_runs, s.work_dir, log, s.server_cpus
+    )
 
     running: dict[str, RunningServer] = {}
     results: list[dict[str, Any]] = []

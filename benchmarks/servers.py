@@ -19,7 +19,16 @@ from flyteidl.service import agent_pb2_grpc
 from benchmarks import payloads
 from benchmarks.proc import cpu_seconds, pinned_to, rss_bytes
 
-__all__ = ["ROOT", "RunningServer", "ServerSpec", "bare_spec", "flyteconnect_spec", "flytekit_spec", "start"]
+__all__ = [
+    "ROOT",
+    "RunningServer",
+    "ServerSpec",
+    "bare_spec",
+    "flyteconnect_default_spec",
+    "flyteconnect_spec",
+    "flytekit_spec",
+    "start",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -58,6 +67,14 @@ def bare_spec(pool_size: int) -> ServerSpec:
     )
 
 
+def _launcher(src: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The command that runs ``flyteconnect`` (installed, or the sources under ``src``) and its environment."""
+    if src is None:
+        return [shutil.which("flyteconnect", path=str(Path(sys.executable).parent)) or "flyteconnect"], {}
+    launcher = [sys.executable, "-c", "from flyteconnect.cli.main import main; main()"]
+    return launcher, {"PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
+
+
 def flyteconnect_spec(
     workers: int = 1, label: str = "flyteconnect", extra: tuple[str, ...] = (), src: Path | None = None
 ) -> ServerSpec:
@@ -65,12 +82,7 @@ def flyteconnect_spec(
 
     ``src``: serve the flyteconnect sources under that folder instead of the installed package (``benchmarks.ab``).
     """
-    if src is None:
-        launcher = [shutil.which("flyteconnect", path=str(Path(sys.executable).parent)) or "flyteconnect"]
-        env: dict[str, str] = {}
-    else:
-        launcher = [sys.executable, "-c", "from flyteconnect.cli.main import main; main()"]
-        env = {"PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
+    launcher, env = _launcher(src)
 
     def argv(port: int) -> list[str]:
         return [
@@ -92,6 +104,20 @@ def flyteconnect_spec(
 
     origin = "" if src is None else f" from {src}"
     return ServerSpec(label, argv, env=env, description=f"flyteconnect serve --workers {workers}{origin}")
+
+
+def flyteconnect_default_spec(label: str = "flyteconnect-default", src: Path | None = None) -> ServerSpec:
+    """``flyteconnect serve`` as installed, with its defaults: entry points on, so the built-in connectors load.
+
+    Measured for start-up and idle memory only (what loading the built-ins costs); ``--metrics-port 0`` only
+    because several servers run side by side, ``--log-level WARNING`` as the other flyteconnect servers.
+    """
+    launcher, env = _launcher(src)
+
+    def argv(port: int) -> list[str]:
+        return [*launcher, "serve", "--port", str(port), "--metrics-port", "0", "--log-level", "WARNING"]
+
+    return ServerSpec(label, argv, env=env, description="flyteconnect serve, default entry points (built-ins)")
 
 
 def flytekit_spec(venv: Path) -> ServerSpec:

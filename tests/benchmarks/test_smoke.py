@@ -49,7 +49,11 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     for label in ("bare", "flyteconnect", "flyteconnect-w2"):
         server = report["servers"][label]
         assert server["startup_s"] > 0 and server["idle_rss_mib"] > 0 and server["rss_after_load_mib"] > 0
+    # The default serve (entry points, built-ins) is measured for start-up and memory beside them.
+    default = report["servers"]["flyteconnect-default"]
+    assert default["startup_s"] > 0 and default["idle_rss_mib"] > 0
     targets = {t["target"]: t for t in report["targets"]}
+    assert "default serve (built-ins) startup minus bare's (s)" in targets
     assert "startup to first answered ListAgents (s)" in targets and "idle RSS (MiB)" in targets
     versus_row = next(t for t in report["targets"] if "on the same flyteconnect server" in t["target"])
     assert versus_row["value"] == v2["versus"]["ratio"] and versus_row["required"] == ">= 0.9"
@@ -60,6 +64,27 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert markdown.count("\n| ") >= len(names) + 3 + len(report["targets"])
     assert "| Scenario | compared with |" in markdown
     assert "| Scenario |" in markdown and "| Target |" in markdown and report["machine"]["cpu"] in markdown
+
+
+def test_smoke_startup_compares_the_default_serve_with_bare(tmp_path: Path) -> None:
+    proc = _run(["--startup", "--smoke", "--startup-runs", "2", "--out", str(tmp_path)], timeout=90)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    report = json.loads((tmp_path / "startup-smoke.json").read_text())
+    assert list(report["servers"]) == ["bare", "flyteconnect", "flyteconnect-default"]
+    for server in report["servers"].values():
+        assert len(server["startup_all_s"]) == len(server["idle_rss_all_mib"]) == 2
+        assert server["startup_s"] > 0 and server["idle_rss_mib"] > 0 and server["startup_cpu_ms"] > 0
+    assert "flyteconnect serve, default entry points" in report["servers"]["flyteconnect-default"]["description"]
+    rows = {t["target"]: t for t in report["targets"]}
+    startup = rows["default serve (built-ins) startup minus bare's (s)"]
+    bare, default = report["servers"]["bare"], report["servers"]["flyteconnect-default"]
+    assert startup["value"] == round(default["startup_s"] - bare["startup_s"], 3) and startup["required"] == "<= 0.1"
+    memory = rows["default serve (built-ins) idle RSS minus bare's (MiB)"]
+    assert memory["value"] == round(default["idle_rss_mib"] - bare["idle_rss_mib"], 1) and memory["required"] == "<= 6"
+    assert isinstance(startup["pass"], bool) and isinstance(memory["pass"], bool)
+    markdown = (tmp_path / "startup-smoke.md").read_text()
+    assert "| flyteconnect-default (" in markdown and "| Target |" in markdown
 
 
 def test_smoke_soak_samples_memory(tmp_path: Path) -> None:

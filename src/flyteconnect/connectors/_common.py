@@ -10,7 +10,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-import msgpack
 from flyteidl.core import literals_pb2
 
 from flyteconnect.loops import on_loop_close
@@ -89,6 +88,8 @@ def literal_value(lit: literals_pb2.Literal) -> Any:
         return getattr(scalar, skind).uri
     if skind == "binary":
         if scalar.binary.tag == "msgpack":
+            import msgpack  # with the first such literal: the server itself loads it only with the literal engine
+
             return json.dumps(msgpack.unpackb(scalar.binary.value))
         return base64.b64encode(scalar.binary.value).decode()
     if skind == "generic":
@@ -116,6 +117,8 @@ def dict_literal(value: Any) -> literals_pb2.Literal:
         return literals_pb2.Literal(
             collection=literals_pb2.LiteralCollection(literals=[dict_literal(v) for v in value])
         )
+    import msgpack
+
     packed = msgpack.packb(value, use_bin_type=True)
     return literals_pb2.Literal(scalar=literals_pb2.Scalar(binary=literals_pb2.Binary(value=packed, tag="msgpack")))
 

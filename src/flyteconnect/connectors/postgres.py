@@ -35,7 +35,6 @@ import asyncio
 import base64
 import dataclasses
 import datetime
-import decimal
 import importlib.util
 import math
 from collections.abc import Mapping, Sequence
@@ -50,6 +49,8 @@ from flyteconnect.models import LiteralMap, TaskTemplate
 from flyteconnect.secrets import SecretNotFound, get_secret
 
 if TYPE_CHECKING:  # psycopg, psycopg_pool and fsspec are imported on first use: loading the entry point stays light
+    import decimal
+
     import psycopg
     from psycopg_pool import AsyncConnectionPool
 
@@ -254,13 +255,19 @@ def _inline(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[
     return [{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
+def _decimal() -> type[decimal.Decimal]:
+    import decimal  # psycopg has loaded it by the time rows exist: a dictionary lookup, kept off the entry point
+
+    return decimal.Decimal
+
+
 def _plain(value: Any) -> Any:
     """A database value as something msgpack (and JSON) can hold."""
     if value is None or isinstance(value, (bool, int, str, bytes)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, decimal.Decimal):
+    if isinstance(value, _decimal()):
         return float(value) if value.is_finite() else str(value)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
