@@ -2,8 +2,9 @@
 
 They carry the attribute names of flytekit's models (``flytekit.models.task.TaskTemplate`` and friends) so ported
 connectors read them unchanged, but they are built lazily from the proto: GetTask pays only for what a connector
-actually touches. Nested messages without a flytekit-specific shape (``container``, ``sql``, ``metadata``, ``id``,
-``security_context``) are returned as the protos themselves, whose field names match flytekit's models.
+actually touches. ``container`` and ``k8s_pod`` are views with flytekit's dicts and lists (``template_parts``); nested
+messages without a flytekit-specific shape (``sql``, ``metadata``, ``id``, ``security_context``) are returned as the
+protos themselves, whose field names match flytekit's models.
 
 The server builds them ``from_bytes``: the nested messages of a request arrive serialized (``server.shallow``) and
 each view parses its bytes on first use, into its own proto; bytes that do not parse raise ``InvalidRequest``
@@ -26,6 +27,7 @@ from google.protobuf.message import DecodeError, Message
 from flyteconnect.errors import InvalidRequest
 from flyteconnect.memo import remember
 from flyteconnect.protostruct import config_to_dict, copier, struct_to_dict
+from flyteconnect.template_parts import Container, K8sPod
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -256,20 +258,20 @@ class TaskTemplate(_FromBytes):
         """Declared inputs and outputs."""
         return TypedInterface(self._pb.interface)
 
-    @property
-    def container(self) -> Any:
-        """The ``flyteidl.core.Container`` proto, or None."""
-        return self._pb.container if self._pb.HasField("container") else None
+    @_cached
+    def container(self) -> Container | None:
+        """The container, or None: ``env`` and ``config`` are dicts, ``args`` a list, as in flytekit's model."""
+        return Container(self._pb.container) if self._pb.HasField("container") else None
 
     @property
     def sql(self) -> Any:
         """The ``flyteidl.core.Sql`` proto (``statement``, ``dialect``), or None."""
         return self._pb.sql if self._pb.HasField("sql") else None
 
-    @property
-    def k8s_pod(self) -> Any:
-        """The ``flyteidl.core.K8sPod`` proto, or None."""
-        return self._pb.k8s_pod if self._pb.HasField("k8s_pod") else None
+    @_cached
+    def k8s_pod(self) -> K8sPod | None:
+        """The pod, or None: ``pod_spec`` a dict and ``metadata`` with label/annotation dicts, as in flytekit."""
+        return K8sPod(self._pb.k8s_pod) if self._pb.HasField("k8s_pod") else None
 
     @property
     def security_context(self) -> Any:

@@ -28,8 +28,8 @@ _request_secrets: contextvars.ContextVar[Mapping[str, str]] = contextvars.Contex
 )
 
 
-class SecretNotFound(ConnectorError, KeyError):
-    """No source holds the requested secret."""
+class SecretNotFound(ConnectorError, KeyError, ValueError):
+    """No source holds the requested secret (a KeyError, and a ValueError as flytekit's accessors raise)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message
@@ -68,5 +68,9 @@ def get_secret(key: str, default: str | None = None) -> str:
     )
 
 
-get_connector_secret = get_secret  # flytekit's name
-get_agent_secret = get_secret  # flytekit's deprecated name
+def get_connector_secret(secret_key: str) -> str:
+    """flytekit's accessor (same keyword): ``get_secret(secret_key)``; a missing secret raises a ValueError."""
+    return get_secret(secret_key)
+
+
+get_agent_secret = get_connector_secret  # flytekit's deprecated name

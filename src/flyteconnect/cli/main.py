@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "list": "flyteconnect.cli.list_cmd:list_cmd",
     "run": "flyteconnect.cli.run:run",
     "check": "flyteconnect.cli.check:check",
+    "migrate": "flyteconnect.cli.migrate:migrate_cmd",
 }
 
 HELP: dict[str, str] = {
@@ -37,6 +38,7 @@ HELP: dict[str, str] = {
     "list": "List the connectors that serve would load.",
     "run": "Run a connector task locally or against a server.",
     "check": "Run the conformance checklist against a connector module.",
+    "migrate": "Port a flytekit connector module to flyteconnect.",
 }
 
 
