@@ -5,11 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: PostgreSQL (a throwaway cluster per test session) and h2load (benchmark smoke test).
+# Debian packages the tests use: PostgreSQL (a throwaway cluster per test session), h2load (benchmark smoke test),
+# Redis (the shared state store) and nginx (the gRPC load balancer in front of the multi-replica tests).
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind)  # benchmark smoke test, --instructions
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -30,7 +33,7 @@ compat_pid=$!
 # Pinned, tested versions (requirements/constraints.txt) keep the resolver fast and CI reproducible.
 .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]' \
   2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c 'import flyteconnect, grpc, psycopg, httpx, s3fs, moto, hypothesis, mkdocs, kubernetes_validate' # fail early when an install step failed
+.venv/bin/python -c 'import flyteconnect, grpc, psycopg, httpx, s3fs, moto, hypothesis, mkdocs, kubernetes_validate, redis, aiohttp' # fail early when an install step failed
 
 .venv/bin/ruff check src tests benchmarks tools
 .venv/bin/mypy

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from flyteconnect.callbacks import CallbacksUnavailable, callback_url
     from flyteconnect.connector import (
         AsyncConnectorBase,
         ConnectorBase,
@@ -77,6 +78,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("LiteralMap", "TaskExecutionMetadata", "TaskTemplate", "TypedInterface"), "flyteconnect.models"),
     "ConnectorRegistry": "flyteconnect.registry",
     "ConnectorTask": "flyteconnect.local.task",
+    **dict.fromkeys(("CallbacksUnavailable", "callback_url"), "flyteconnect.callbacks"),
     "AsyncConnectorExecutorMixin": "flyteconnect.local.mixins",
     "SyncConnectorExecutorMixin": "flyteconnect.local.mixins",
     # deprecated aliases
@@ -120,6 +122,9 @@ __all__ = [  # noqa: RUF022 - grouped by topic, not sorted
     "TypedInterface",
     "convert_to_flyte_phase",
     "is_terminal_phase",
+    # completion by callback (the external system reports; see flyteconnect.callbacks)
+    "CallbacksUnavailable",
+    "callback_url",
     # local execution
     "AsyncConnectorExecutorMixin",
     "ConnectorTask",

@@ -257,6 +257,29 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_dir: str | No
     help="Local directory (or URL prefix, e.g. s3://bucket/prefix) the file sensor may watch under; repeatable. "
     "No local file is watched without one. Env: FLYTECONNECT_SENSOR_ROOTS (commas).",
 )
+@click.option(
+    "--state-url",
+    envvar="FLYTECONNECT_STATE_URL",
+    default=None,
+    metavar="URL",
+    help="Where poll results, idempotency records and callback results live: memory:// (default, this process) or "
+    "redis://HOST:PORT/DB shared by replicas. Env: FLYTECONNECT_STATE_URL.",
+)
+@click.option("--callback-port", type=click.IntRange(0, 65535), default=None, help="Serve job callbacks on this port.")
+@click.option("--callback-host", default="0.0.0.0", show_default=True, help="Address of the callback server.")
+@click.option(
+    "--callback-url-base",
+    default=None,
+    metavar="URL",
+    help="Where external systems reach the callback server, e.g. https://connectors.example.com (default: host:port).",
+)
+@click.option(
+    "--callback-key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Callback signing keys, one per line, newest first (default: $FLYTECONNECT_CALLBACK_KEYS, commas).",
+)
+@click.option("--callback-ttl", default=86_400.0, show_default=True, type=float, help="Callback URL lifetime, s.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log lines.")
 @click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--debug", is_flag=True, help="Add traceback frames to error details sent to callers.")
@@ -329,6 +352,8 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
         max_size = _size(opts["max_message_size"])
     except ValueError:
         raise click.BadParameter(f"not a size: {opts['max_message_size']}", param_hint="--max-message-size") from None
+    if opts["workers"] > 1 and opts["callback_port"] is not None and not _shared_state(opts["state_url"]):
+        raise click.BadParameter("with --workers > 1, callbacks need a shared --state-url (redis://...)")
     if opts["workers"] > 1:
         gc.enable()  # the supervisor only watches its workers: nothing to freeze
         sys.exit(_supervise(ctx, opts))
@@ -390,6 +415,8 @@ def _server_config(opts: dict[str, Any], max_size: int) -> Any:
         tls_client_ca=opts["tls_client_ca"],
         reuse_port=opts["worker_index"] is not None,
         tune_gc=True,
+        state_url=opts["state_url"],
+        callback=_callback_config(opts),
         dispatch=DispatchConfig(
             threads=opts["threads"] or default_threads(),
             timeout=opts["timeout"] or None,
@@ -399,6 +426,25 @@ def _server_config(opts: dict[str, Any], max_size: int) -> Any:
             transient_max_consecutive=opts["transient_max_consecutive"],
             debug=opts["debug"],
         ),
+    )
+
+
+def _shared_state(url: str | None) -> bool:
+    return bool(url) and not str(url).startswith("memory:")
+
+
+def _callback_config(opts: dict[str, Any]) -> Any:
+    if opts["callback_port"] is None:
+        return None
+    from flyteconnect.server.callback_server import CallbackConfig
+
+    return CallbackConfig(
+        port=opts["callback_port"],
+        host=opts["callback_host"],
+        url_base=opts["callback_url_base"],
+        key_file=opts["callback_key_file"],
+        token_ttl=opts["callback_ttl"],
+        reuse_port=opts["worker_index"] is not None,
     )
 
 
@@ -418,6 +464,8 @@ async def _serve(registry: Any, config: Any, worker: int | None, problems: list[
     who = f"worker {worker} " if worker is not None else ""
     if not stop.is_set():
         click.echo(f"{who}listening on {probe_host(config.host)}:{port}", err=False)
+        if server.callback_port is not None:
+            click.echo(f"{who}callbacks on http://{probe_host(config.callback.host)}:{server.callback_port}/callback/")
         if server.metrics_port is not None:
             click.echo(f"{who}metrics on http://{probe_host(config.metrics_host)}:{server.metrics_port}/metrics")
         sys.stdout.flush()

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -40,6 +40,10 @@ from flyteconnect.server.deferred import Collector, DeferredAdapter, DeferredHan
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
 from flyteconnect.server.grpc_util import GenericOnly
 from flyteconnect.server.metrics import ServerMetrics
+from flyteconnect.state import StateStore, open_store
+
+if TYPE_CHECKING:
+    from flyteconnect.server.callback_server import CallbackConfig, CallbackServer
 
 __all__ = [
     "DEFERRED",
@@ -118,6 +122,11 @@ class ServerConfig:
     it then never rescans the large, long-lived heap of protos and modules. Process-wide, so ``flyteconnect serve``
     turns it on (it owns its process, and keeps the collector off while it starts) and library users decide."""
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    state_url: str | None = None
+    """Where policies keep what outlives a call: None or ``memory://`` in this process, ``redis://HOST:PORT/DB``
+    shared by replicas (``flyteconnect.state.open_store``)."""
+    callback: CallbackConfig | None = None
+    """Serve completion callbacks on their own HTTP port (None: off; ``flyteconnect.callbacks``)."""
 
 
 def _installed(module: str) -> bool:
@@ -220,6 +229,9 @@ class ConnectorServer:
         self.metrics = metrics or ServerMetrics()
         self.dispatcher = Dispatcher(registry, self.config.dispatch, self.metrics)
         self.adapters = load_adapters(self.config.protocols, defer=True)
+        self.state: StateStore = open_store(self.config.state_url)
+        """The state store the server's policies and callbacks share."""
+        self.callbacks: CallbackServer | None = None
         self.port: int = 0
         self.metrics_port: int | None = None
         self._server: grpc.aio.Server | None = None
@@ -233,8 +245,37 @@ class ConnectorServer:
         """Every gRPC service this server answers (for health and reflection)."""
         return [n for a in self.adapters for n in a.service_names]
 
+    @property
+    def callback_port(self) -> int | None:
+        """The bound port of the callback server (None when callbacks are off)."""
+        return None if self.callbacks is None else self.callbacks.port
+
+    async def _start_state(self) -> None:
+        """Check the state store answers, then start the callback server when configured."""
+        try:
+            await self.state.ping()
+        except Exception as e:  # redis-py's connection errors: say which store, never its password
+            raise OSError(f"state store {self.state.describe()} is unreachable: {e}") from None
+        if self.config.callback is not None:
+            from flyteconnect.server.callback_server import CallbackServer
+
+            callbacks = CallbackServer(self.config.callback, self.state, shared=self.state.shared)
+            await callbacks.start()
+            self.callbacks = callbacks
+
     async def start(self) -> int:
         """Bind, start serving and mark health SERVING; returns the bound port."""
+        await self._start_state()
+        try:
+            return await self._start_grpc()
+        except BaseException:
+            if self.callbacks is not None:
+                await self.callbacks.stop()
+                self.callbacks = None
+            await self.state.close()
+            raise
+
+    async def _start_grpc(self) -> int:
         config = self.config
         server = grpc.aio.server(options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs)
         for adapter in self.adapters:
@@ -319,8 +360,11 @@ class ConnectorServer:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await server.stop(self.config.grace if grace is None else grace)
+        if self.callbacks is not None:
+            await self.callbacks.stop()
         # Connectors' per-loop clients (httpx, psycopg pools) close on this loop, after the last call finished.
         await close_loop_resources()
+        await self.state.close()
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
             # shutdown() waits for the serving thread's poll interval (~0.5 s): never on the event loop.
