@@ -705,6 +705,9 @@ class ConnectorBase:
     task_type_version: int = 0
     is_sync: ClassVar[bool] = False
     """True for connectors whose single ``do`` call finishes the task (served by ExecuteTaskSync)."""
+    server_settings: ClassVar[Mapping[str, Any]] = {}
+    """Defaults for the server's per-connector settings (``{"timeout": 30.0}``; policies document theirs). The
+    operator's serve settings override them."""
     _method_names: ClassVar[tuple[str, ...]] = ()
     _optional_methods: ClassVar[tuple[str, ...]] = ()
 
