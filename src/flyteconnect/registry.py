@@ -81,7 +81,10 @@ class ConnectorRegistry:
 
     def _add(self, connector: ConnectorBase, override: bool) -> None:
         if not isinstance(connector, ConnectorBase):
-            raise TypeError(f"not a connector: {connector!r}")
+            if isinstance(connector, type) and issubclass(connector, ConnectorBase):
+                name = connector.__name__
+                raise TypeError(f"register an instance, not the class: ConnectorRegistry.register({name}())")
+            raise TypeError(f"not a connector: {connector!r} (register an instance of a ConnectorBase subclass)")
         category = connector.task_category
         previous = self._by_category.get(category)
         if previous is not None and not override:

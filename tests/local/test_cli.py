@@ -56,11 +56,11 @@ def test_failed_task_exits_1_with_the_message() -> None:
     assert "x must not be negative" in result.stderr
 
 
-def test_timeout_exits_1_after_deleting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeout_exits_3_after_deleting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "calls.log"
     monkeypatch.setenv("FC_CALL_LOG", str(log))
     result = invoke(f"{TASKS}:forever", "--x", "1", "--timeout", "0.2", "--poll-interval", "0.02")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "timed out after 0.2s in phase RUNNING; the job was deleted" in result.stderr
     assert log.read_text().splitlines() == ["create", "delete"]
 

@@ -33,7 +33,7 @@ def test_plain_progress_reports_failures() -> None:
     runner = LocalRunner(ConnectorRegistry([JobConnector()]), poll=FAST, progress=PlainProgress(stream))
     with pytest.raises(TaskFailed):
         runner.run(job_task("p"), x=1, seconds=0, outcome="FAILED")
-    assert "FAILED, failed: TaskFailed" in stream.getvalue().splitlines()[-1]
+    assert "] FAILED: job ended failed (" in stream.getvalue().splitlines()[-1]  # phase and message, no class name
 
 
 def test_rich_progress_on_a_terminal() -> None:

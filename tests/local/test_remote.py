@@ -147,6 +147,6 @@ def test_cli_over_mutual_tls(tmp_path: Any) -> None:
         assert json.loads(ok.stdout) == {"y": 4, "summary": "1.0||False"}
         # Without a client certificate the server refuses the handshake: a clear error, exit 1.
         refused = CliRunner().invoke(cli, [*args, "--tls-ca", str(cert), *inputs])
-        assert refused.exit_code == 1 and "UNAVAILABLE" in refused.stderr
+        assert refused.exit_code == 4 and "UNAVAILABLE" in refused.stderr  # a server error
     finally:
         server.stop()

@@ -13,6 +13,7 @@ from local_helpers import LOG, EchoConnector, JobConnector, echo_task, job_task
 
 from flyteconnect import (
     AsyncConnectorBase,
+    ConnectorError,
     ConnectorNotFound,
     ConnectorRegistry,
     Phase,
@@ -192,7 +193,7 @@ def test_input_names_are_checked(inputs: dict, match: str) -> None:
         runner(JobConnector()).run(job_task(), **inputs)
 
 
-async def test_undefined_phase_is_a_retryable_failure_not_an_endless_poll() -> None:
+async def test_undefined_phase_fails_as_on_the_server_not_an_endless_poll() -> None:
     @dataclass
     class M(ResourceMeta):
         n: int
@@ -211,9 +212,10 @@ async def test_undefined_phase_is_a_retryable_failure_not_an_endless_poll() -> N
         async def delete(self, resource_meta: M, **kw: Any) -> None:
             pass
 
-    with pytest.raises(TaskFailed) as info:
+    with pytest.raises(
+        ConnectorError, match=r"undefined\.get\(\) \(.*test_runner.py:\d+\) returned .* phase UNDEFINED"
+    ):
         await runner(Undefined()).arun(ConnectorTask("u", "undefined"))
-    assert info.value.phase == Phase.RETRYABLE_FAILED and "UNDEFINED" in info.value.message
 
 
 def test_sync_run_works_inside_a_running_loop_and_leaves_signal_handlers_alone() -> None:

@@ -11,7 +11,7 @@ import pytest
 from flyteidl.core import literals_pb2
 
 from flyteconnect import AsyncConnectorBase, Phase, Resource, ResourceMeta, SyncConnectorBase
-from flyteconnect.errors import ResourceMetaError
+from flyteconnect.errors import ConnectorError, ResourceMetaError
 from flyteconnect.literals import to_literal_map
 from flyteconnect.local.task import ConnectorTask
 from flyteconnect.testing import TaskResult, arun_connector, run_connector
@@ -86,10 +86,10 @@ class UndefinedPhase(_Base):
         return Resource(phase=Phase.UNDEFINED, message="forgot the phase")
 
 
-def test_undefined_phase_is_a_retryable_failure_as_in_propeller() -> None:
-    result = run_connector(UndefinedPhase())
-    assert result.phase == Phase.RETRYABLE_FAILED and result.retryable
-    assert "forgot the phase" in result.message
+def test_undefined_phase_is_refused_as_the_server_refuses_it() -> None:
+    # The server answers INTERNAL for phase UNDEFINED: in-process runs fail the same way, naming the method.
+    with pytest.raises(ConnectorError, match=r"UndefinedPhase|get\(\) \(.*test_run.py:\d+\).*phase UNDEFINED"):
+        run_connector(UndefinedPhase())
 
 
 class WritesOutputsFile(_Base):

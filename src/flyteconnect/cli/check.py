@@ -14,12 +14,22 @@ _MARK = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 
 
 @click.command("check")
-@click.argument("modules", nargs=-1, required=True)
+@click.argument("modules", nargs=-1)
+@click.option(
+    "-m",
+    "--module",
+    "module_options",
+    multiple=True,
+    metavar="MODULE",
+    help="A module to check (as with serve, list and run); repeatable, or give modules as arguments.",
+)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds each connector call may take.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def check(modules: tuple[str, ...], timeout: float, strict: bool, as_json: bool) -> None:
-    """Import MODULES (dotted paths or .py files) and check every connector they provide.
+def check(
+    modules: tuple[str, ...], module_options: tuple[str, ...], timeout: float, strict: bool, as_json: bool
+) -> None:
+    """Import MODULES (dotted paths or .py files, as arguments or -m) and check every connector they provide.
 
     Checks: metadata valid, resource_meta round-trips, encode is deterministic, get on an unknown job is handled,
     delete is idempotent, async methods do not block the event loop. get and delete are called on a job that
@@ -27,8 +37,11 @@ def check(modules: tuple[str, ...], timeout: float, strict: bool, as_json: bool)
     """
     from flyteconnect.testing.check import CheckReport, check_module
 
+    specs = (*module_options, *modules)
+    if not specs:
+        raise click.UsageError("name a module to check: flyteconnect check my_connector.py (or -m my_connector.py)")
     report = CheckReport()
-    for spec in modules:
+    for spec in specs:
         report.results.extend(check_module(spec, timeout).results)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in report.results], indent=2))
@@ -44,7 +57,11 @@ def _print(report: object) -> None:
 
     assert isinstance(report, CheckReport)
     failed = len(report.failures())
-    summary = f"{len(report.results)} checks, {failed} failed"
+    total = len(report.results)
+    warned = sum(1 for r in report.results if r.status == "warn")
+    summary = f"{total} check{'' if total == 1 else 's'}, {failed} failed"
+    if warned:
+        summary += f", {warned} warning{'' if warned == 1 else 's'}"
     try:
         from rich.console import Console
         from rich.table import Table

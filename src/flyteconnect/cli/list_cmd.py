@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
 
 import click
 
-from flyteconnect.cli.serve import common_discovery_options, connector_table, discover, report_failures
+from flyteconnect.cli.serve import (
+    common_discovery_options,
+    connector_rows,
+    connector_table,
+    discover,
+    plain_table,
+    report_failures,
+)
 
 __all__ = ["list_cmd"]
 
 
 @click.command("list")
 @common_discovery_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: connectors, failures and warnings.")
 @click.option("--strict", is_flag=True, help="Exit non-zero when a connector source failed to load.")
 def list_cmd(
     modules: tuple[str, ...],
@@ -24,26 +31,25 @@ def list_cmd(
     as_json: bool,
     strict: bool,
 ) -> None:
-    """List the connectors that serve would load."""
+    """List the connectors that serve would load.
+
+    On a terminal: a table; in a pipe: plain aligned columns with full values (for grep and awk); --json for tools.
+    """
     result = discover(modules, entry_points, connectors, flytekit_plugins)
     if as_json:
-        rows: list[dict[str, Any]] = [
-            {
-                "name": c.name,
-                "task_type": c.task_type_name,
-                "version": c.task_type_version,
-                "is_sync": c.is_sync,
-                "methods": {name: ("async def" if m.is_async else "def") for name, m in c.methods().items()},
-                "source": result.sources.get(str(c.task_category), ""),
-            }
-            for c in result.registry.connectors()
-        ]
-        click.echo(json.dumps({"connectors": rows, "failures": result.failures}, indent=2))
-    else:
+        data = {"connectors": connector_rows(result), "failures": result.failures, "warnings": result.warnings}
+        click.echo(json.dumps(data, indent=2))
+    elif sys.stdout.isatty():
         from rich.console import Console
 
         console = Console()
         console.print(connector_table(result))
         report_failures(console, result)
+    else:
+        click.echo(plain_table(result))
+        for source, reason in result.failures.items():
+            click.echo(f"failed to load {source}: {reason}", err=True)
+        for source, reason in result.warnings.items():
+            click.echo(f"warning: {source} {reason}", err=True)
     if strict and result.failures:
         raise click.ClickException(f"{len(result.failures)} connector source(s) failed to load")

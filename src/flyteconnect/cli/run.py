@@ -1,7 +1,9 @@
 """``flyteconnect run MODULE:TASK --input value ...``: run a connector task in-process or against a server.
 
-Exit codes: 0 success, 1 the task failed or timed out (or the connector raised), 2 bad usage or inputs,
-130 interrupted by Ctrl-C, 143 terminated by SIGTERM; the job is deleted before exiting on 130/143/timeout.
+Exit codes (``EXIT_CODES``, also in ``--help`` and docs/testing.md): 0 success, 1 the task ended FAILED (or
+ABORTED, RETRYABLE_FAILED), 2 bad usage or inputs, 3 timed out, 4 connector or server error (the connector raised or
+returned what the server refuses, no connector for the task, server unreachable), 130 interrupted by Ctrl-C,
+143 terminated by SIGTERM; the job is deleted before exiting on 3, 130 and 143.
 """
 
 from __future__ import annotations
@@ -23,7 +25,18 @@ from flyteconnect.local.errors import TaskCancelled, TaskFailed, TaskTimeout
 from flyteconnect.local.inputs import InputParseError, parse_inputs, to_jsonable
 from flyteconnect.local.runner import ExecutableTask, LocalRunner, PollSchedule, RunResult
 
-__all__ = ["load_task", "run"]
+__all__ = ["EXIT_CODES", "load_task", "run"]
+
+EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 4, 130, 143
+EXIT_CODES = {
+    0: "succeeded",
+    EXIT_FAILED: "the task ended FAILED, ABORTED or RETRYABLE_FAILED",
+    EXIT_USAGE: "bad usage or inputs",
+    EXIT_TIMEOUT: "timed out (the job was deleted)",
+    EXIT_ERROR: "connector or server error (the connector raised or returned what the server refuses)",
+    EXIT_INTERRUPTED: "interrupted by Ctrl-C (the job was deleted)",
+    EXIT_TERMINATED: "terminated by SIGTERM (the job was deleted)",
+}
 
 
 def _import_module(ref: str) -> Any:
@@ -177,9 +190,27 @@ def _error_json(task_name: str, error: BaseException, phase: str) -> dict[str, A
 @click.option("--storage-option", "storage_pairs", multiple=True, metavar="KEY=VALUE", help="fsspec option.")
 @click.option("--s3-endpoint", metavar="URL", help="S3-compatible endpoint for reading outputs.pb.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds; overrides the task's timeout.")
-@click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True)
-@click.option("--max-poll-interval", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
-@click.option("--progress", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Seconds before the first get; each later wait is 1.5 x longer.",
+)
+@click.option(
+    "--max-poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Longest wait between two polls, seconds.",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "rich", "plain", "none"]),
+    default="auto",
+    show_default=True,
+    help="Progress on stderr: a live table (rich), one line per change (plain) or none; auto = rich on a terminal.",
+)
 def run(
     target: str,
     task_args: tuple[str, ...],
@@ -201,7 +232,19 @@ def run(
     max_poll_interval: float,
     progress: str,
 ) -> None:
-    """Run TARGET (MODULE:TASK or FILE.py:TASK) with inputs given as --name value; print its outputs as JSON."""
+    """Run TARGET (MODULE:TASK or FILE.py:TASK) with inputs given as --name value; print its outputs as JSON.
+
+    \b
+    Exit codes:
+      0    succeeded
+      1    the task ended FAILED, ABORTED or RETRYABLE_FAILED
+      2    bad usage or inputs
+      3    timed out (the job was deleted)
+      4    connector or server error (the connector raised or returned
+           what the server refuses, no connector, server unreachable)
+      130  interrupted by Ctrl-C (the job was deleted)
+      143  terminated by SIGTERM (the job was deleted)
+    """
     for module in modules:
         _import_module(module)
     task = load_task(target)
@@ -241,15 +284,20 @@ def run(
     try:
         result = runner.run_result(task, **inputs)
     except KeyboardInterrupt:
-        _fail(as_json, task.name, "interrupted (Ctrl-C)", None, "ABORTED", 130)
+        _fail(as_json, task.name, "interrupted (Ctrl-C)", None, "ABORTED", EXIT_INTERRUPTED)
     except TaskCancelled as e:
-        _fail(as_json, task.name, str(e), e, "ABORTED", 143)
+        _fail(as_json, task.name, str(e), e, "ABORTED", EXIT_TERMINATED)
     except TaskFailed as e:
-        _fail(as_json, task.name, str(e), e, _phase_name(e.phase), 1)
+        _fail(as_json, task.name, str(e), e, _phase_name(e.phase), EXIT_FAILED)
     except TaskTimeout as e:
-        _fail(as_json, task.name, str(e), e, "TIMED_OUT", 1)
+        _fail(as_json, task.name, str(e), e, "TIMED_OUT", EXIT_TIMEOUT)
     except FlyteConnectError as e:
-        _fail(as_json, task.name, f"{type(e).__name__}: {e}", e, "ERROR", 1)
+        _fail(as_json, task.name, f"{type(e).__name__}: {e}", e, "ERROR", EXIT_ERROR)
+    except Exception as e:  # the connector's own bug: its traceback (ending in its code), then the documented code
+        import traceback
+
+        traceback.print_exception(e)
+        _fail(as_json, task.name, f"{type(e).__name__}: {e}", e, "ERROR", EXIT_ERROR)
     if as_json:
         click.echo(json.dumps(_result_json(result)))
     else:

@@ -132,9 +132,83 @@ def plain_table(result: Any) -> str:
 
 
 def report_failures(console: Any, result: Any) -> None:
-    """Print one line per plugin that failed to load."""
+    """Print one line per plugin that failed to load, and one per likely mistake (a connector never registered)."""
     for source, reason in result.failures.items():
         console.print(f"[red]failed to load[/red] {source}: {reason}", markup=True, highlight=False)
+    for source, reason in result.warnings.items():
+        console.print(f"[yellow]warning:[/yellow] {source} {reason}", markup=True, highlight=False)
+
+
+def connector_rows(result: Any) -> list[dict[str, Any]]:
+    """The connectors of a LoadResult as plain dicts (``list --json`` and JSON logs)."""
+    return [
+        {
+            "name": c.name,
+            "task_type": c.task_type_name,
+            "version": c.task_type_version,
+            "is_sync": c.is_sync,
+            "methods": {name: ("async def" if m.is_async else "def") for name, m in c.methods().items()},
+            "source": result.sources.get(str(c.task_category), ""),
+        }
+        for c in result.registry.connectors()
+    ]
+
+
+def log_table(result: Any) -> None:
+    """The connector table as log records (``--log-format json``): one per connector, failure and warning."""
+    import logging
+
+    log = logging.getLogger("flyteconnect.server")
+    for row in connector_rows(result):
+        log.info("serving %s (%s_v%s) from %s", row["name"], row["task_type"], row["version"], row["source"])
+    for source, reason in result.failures.items():
+        if not source.startswith("module "):  # load_connectors logged the modules' own failures
+            log.error("failed to load %s: %s", source, reason)
+    for source, reason in result.warnings.items():
+        log.warning("%s %s", source, reason)
+
+
+def announce_line(log_format: str) -> Any:
+    """How serve announces its state: a plain stdout line, or (``--log-format json``) an INFO log record."""
+    if log_format != "json":
+
+        def echo(text: str) -> None:
+            click.echo(text)
+            sys.stdout.flush()
+
+        return echo
+    import logging
+
+    return logging.getLogger("flyteconnect.server").info
+
+
+def listen_address(host: str, port: int) -> str:
+    """``HOST:PORT`` as bound, saying when it is every address (and where a local client connects)."""
+    from flyteconnect.server.workers import probe_host
+
+    bare = host.strip("[]")
+    if bare in ("", "::", "0.0.0.0"):
+        return f"{host or '[::]'}:{port} (all addresses; locally {probe_host(host)}:{port})"
+    return f"{host}:{port}"
+
+
+def _bind_error(host: str, port: int, error: BaseException) -> str | None:
+    """gRPC says only "Failed to bind": find the cause by binding the address ourselves."""
+    import errno
+    import socket
+
+    if "bind" not in str(error).lower() or not port:
+        return None
+    bare = host.strip("[]") or "::"
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((bare, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            return f"cannot listen on {host}:{port}: address already in use (another server? use another --port)"
+        return f"cannot listen on {host}:{port}: {e.strerror}"
+    return None
 
 
 def readiness_problems(result: Any, strict: bool) -> list[str]:
@@ -154,6 +228,8 @@ def readiness_problems(result: Any, strict: bool) -> list[str]:
         f"({', '.join(found) or 'none found'})"
         for entry in result.unmatched
     ]
+    if not result.registry.connectors() and not problems and result.warnings:
+        problems += [f"no connector to serve: {source} {reason}" for source, reason in result.warnings.items()]
     if not result.registry.connectors() and not problems:
         problems.append(
             "no connector to serve: name a module with -m, or install a package with 'flyteconnect.connectors' "
@@ -328,7 +404,9 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
         raise click.UsageError("--strict and --keep-going contradict each other: choose one")
     result = discover(opts["modules"], opts["entry_points"], opts["connectors"], opts["flytekit_plugins"])
     if worker is None:
-        if sys.stderr.isatty():
+        if opts["log_format"] == "json":
+            log_table(result)  # one JSON record per connector, failure and warning: nothing else on the streams
+        elif sys.stderr.isatty():
             from rich.console import Console
 
             console = Console(stderr=True)
@@ -338,6 +416,8 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
             click.echo(plain_table(result), err=True)
             for source, reason in result.failures.items():
                 click.echo(f"failed to load {source}: {reason}", err=True)
+            for source, reason in result.warnings.items():
+                click.echo(f"warning: {source} {reason}", err=True)
     problems = readiness_problems(result, opts["strict"])
     if problems and not opts["keep_going"]:
         for problem in problems:
@@ -361,9 +441,9 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
     try:
         import asyncio  # here, not at the top: imported with the collector off (see serve)
 
-        asyncio.run(_serve(result.registry, config, worker, problems))
+        asyncio.run(_serve(result.registry, config, worker, problems, announce_line(opts["log_format"])))
     except (OSError, RuntimeError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(_bind_error(opts["host"], opts["port"], e) or str(e)) from None
 
 
 def _configure_sensor_reach(opts: dict[str, Any]) -> None:
@@ -448,7 +528,7 @@ def _callback_config(opts: dict[str, Any]) -> Any:
     )
 
 
-async def _serve(registry: Any, config: Any, worker: int | None, problems: list[str]) -> None:
+async def _serve(registry: Any, config: Any, worker: int | None, problems: list[str], announce: Any = print) -> None:
     import asyncio
 
     from flyteconnect.server.app import ConnectorServer
@@ -463,14 +543,13 @@ async def _serve(registry: Any, config: Any, worker: int | None, problems: list[
     port = await server.start()
     who = f"worker {worker} " if worker is not None else ""
     if not stop.is_set():
-        click.echo(f"{who}listening on {probe_host(config.host)}:{port}", err=False)
+        announce(f"{who}listening on {listen_address(config.host, port)}")
         if server.callback_port is not None:
-            click.echo(f"{who}callbacks on http://{probe_host(config.callback.host)}:{server.callback_port}/callback/")
+            announce(f"{who}callbacks on http://{probe_host(config.callback.host)}:{server.callback_port}/callback/")
         if server.metrics_port is not None:
-            click.echo(f"{who}metrics on http://{probe_host(config.metrics_host)}:{server.metrics_port}/metrics")
-        sys.stdout.flush()
+            announce(f"{who}metrics on http://{probe_host(config.metrics_host)}:{server.metrics_port}/metrics")
     await server.serve_until(stop)
-    click.echo(f"{who}stopped")
+    announce(f"{who}stopped")
 
 
 def _supervise(ctx: click.Context, opts: dict[str, Any]) -> int:
@@ -526,8 +605,10 @@ def _run_supervisor(supervisor: Any, opts: dict[str, Any], port: int, httpd: Any
         while time.monotonic() < deadline:
             with socket.socket() as s:
                 if s.connect_ex((host, port)) == 0:
-                    click.echo(f"listening on {host}:{port} ({opts['workers']} workers, pid {os.getpid()})")
-                    sys.stdout.flush()
+                    where = listen_address(opts["host"], port)
+                    announce_line(opts["log_format"])(
+                        f"listening on {where} ({opts['workers']} workers, pid {os.getpid()})"
+                    )
                     return
             time.sleep(0.05)
 

@@ -1,7 +1,9 @@
 """Where a local run sends its task: the Backend interface and the in-process backend (a connector registry).
 
-The runner drives every backend the same way (create, poll, delete on abort, or one ``do`` for sync connectors), so a
-connector behaves the same in-process as behind a server. Job handles are opaque to the runner: the ``resource_meta``
+The in-process backend holds connectors to what the server accepts (``flyteconnect.local.contract``: the same
+result checks and output conversion, and the same event-loop watchdog). The runner drives every backend the same
+way (create, poll, delete on abort, or one ``do`` for sync connectors), so a connector behaves the same in-process
+as behind a server. Job handles are opaque to the runner: the ``resource_meta``
 bytes for a server; in-process, the bytes plus the decoded metadata. The in-process backend encodes and decodes the
 metadata once, exactly as a server does, so a metadata type that cannot round-trip fails here, on the laptop, rather
 than in production; later polls reuse the decoded object.
@@ -18,7 +20,8 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core import literals_pb2, tasks_pb2
 
 from flyteconnect.connector import AsyncConnectorBase, ConnectorBase, ConnectorMethod, Resource, TaskCategory
-from flyteconnect.errors import ConnectorError
+from flyteconnect.errors import ConnectorError, ConnectorNotFound
+from flyteconnect.local.contract import StallWatch, check_meta, check_resource
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
 from flyteconnect.registry import ConnectorRegistry
 
@@ -100,8 +103,10 @@ async def call_method(method: ConnectorMethod, **kwargs: Any) -> Any:
 class InProcessBackend:
     """Runs jobs by calling connectors from a registry in this process (the process default registry if none)."""
 
-    def __init__(self, registry: ConnectorRegistry | None = None) -> None:
+    def __init__(self, registry: ConnectorRegistry | None = None, *, stall_threshold: float | None = 0.5) -> None:
         self._registry = registry
+        self.stalls = StallWatch(stall_threshold) if stall_threshold else None
+        """Reports ``async def`` methods blocking the loop, as the server does (None: off)."""
 
     @property
     def registry(self) -> ConnectorRegistry:
@@ -113,8 +118,17 @@ class InProcessBackend:
         return "in-process"
 
     def connector(self, category: TaskCategory) -> ConnectorBase:
-        """The connector for ``category`` (``ConnectorNotFound`` if none)."""
-        return self.registry.get_connector(category.name, category.version)
+        """The connector for ``category`` (``ConnectorNotFound``, naming what is registered, if none)."""
+        registry = self.registry
+        try:
+            return registry.get_connector(category.name, category.version)
+        except ConnectorNotFound:
+            registered = ", ".join(sorted(str(c) for c in registry.categories())) or "nothing"
+            raise ConnectorNotFound(
+                f"no connector for task category {category} is registered in this process (registered: {registered});"
+                " import the module that registers it first (flyteconnect run -m my_connector.py ...) or install its"
+                " package"
+            ) from None
 
     async def is_sync(self, category: TaskCategory) -> bool:
         """See Backend."""
@@ -126,6 +140,8 @@ class InProcessBackend:
         if method is None:
             kind = "sync" if connector.is_sync else "async"
             raise ConnectorError(f"{connector.name} ({job.category}) is a {kind} connector without {name}()")
+        if self.stalls is not None and method.is_async:
+            self.stalls.watch([connector])
         return method
 
     def _async_connector(self, job: Job) -> AsyncConnectorBase[Any]:
@@ -144,35 +160,30 @@ class InProcessBackend:
 
     async def do(self, job: Job) -> Resource:
         """See Backend."""
-        resource = await call_method(self._method(job, "do"), **self._common_kwargs(job))
-        return _check_resource(resource, job, "do")
+        method = self._method(job, "do")
+        resource = await call_method(method, **self._common_kwargs(job))
+        return check_resource(self.connector(job.category), method, resource)
 
     async def create(self, job: Job) -> InProcessHandle:
         """See Backend."""
         connector = self._async_connector(job)
-        meta = await call_method(self._method(job, "create"), **self._common_kwargs(job))
-        if not isinstance(meta, connector.metadata_type):
-            raise ConnectorError(
-                f"{connector.name}.create returned {type(meta).__name__}, not its {connector.metadata_type.__name__}"
-            )
-        encoded = bytes(meta.encode())
+        method = self._method(job, "create")
+        meta = await call_method(method, **self._common_kwargs(job))
+        encoded = check_meta(connector, method, meta)
         # What get and delete receive is what a server would decode from Propeller's copy of the bytes.
         return InProcessHandle(encoded, connector.metadata_type.decode(encoded))
 
     async def get(self, job: Job, handle: InProcessHandle) -> Resource:
         """See Backend."""
-        resource = await call_method(self._method(job, "get"), resource_meta=handle.meta)
-        return _check_resource(resource, job, "get")
+        method = self._method(job, "get")
+        resource = await call_method(method, resource_meta=handle.meta)
+        return check_resource(self.connector(job.category), method, resource)
 
     async def delete(self, job: Job, handle: InProcessHandle) -> None:
         """See Backend."""
         await call_method(self._method(job, "delete"), resource_meta=handle.meta)
 
     async def aclose(self) -> None:
-        """See Backend (nothing to release)."""
-
-
-def _check_resource(resource: Any, job: Job, op: str) -> Resource:
-    if not isinstance(resource, Resource):
-        raise ConnectorError(f"{op}() for {job.category} returned {type(resource).__name__}, not a Resource")
-    return resource
+        """See Backend: stops this loop's stall watchdog."""
+        if self.stalls is not None:
+            self.stalls.stop()

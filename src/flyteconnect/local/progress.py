@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,19 @@ class RunState:
     def elapsed(self) -> float:
         """Seconds since the run started (frozen once it ended)."""
         return (self.ended if self.ended is not None else time.monotonic()) - self.started
+
+    def outcome(self, error: BaseException | None) -> str:
+        """How the run ended, in words: ``SUCCEEDED``, ``cancelled while RUNNING; job deleted``, ``FAILED: why``..."""
+        if error is None:
+            return self.phase_name
+        if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)) or type(error).__name__ == "TaskCancelled":
+            deleted = "; job deleted" if self.note.endswith("job deleted") else ""
+            return f"cancelled while {self.phase_name}{deleted}"
+        if type(error).__name__ == "TaskTimeout":
+            return f"timed out while {self.phase_name}" + ("; job deleted" if self.note.endswith("job deleted") else "")
+        if type(error).__name__ == "TaskFailed":
+            return self.phase_name + (f": {self.message}" if self.message else "")
+        return f"{self.phase_name}, failed: {type(error).__name__}"
 
     def links_text(self) -> str:
         """Log links as ``name: uri`` pairs."""
@@ -100,8 +114,7 @@ class PlainProgress:
     def finished(self, run: RunState, error: BaseException | None) -> None:
         """See Progress."""
         self._last.pop(run.execution_id, None)
-        outcome = "done" if error is None else f"failed: {type(error).__name__}"
-        self._write(run, f"{run.phase_name}, {outcome}")
+        self._write(run, f"{run.phase_name}, done" if error is None else run.outcome(error))
 
 
 class RichProgress:
@@ -147,7 +160,7 @@ class RichProgress:
             self._live.stop()
             self._live = None
         mark = "[green]✓[/green]" if error is None else "[red]✗[/red]"
-        self._console.print(f"{mark} {run.task_name} {run.phase_name} in {run.elapsed:.1f}s", highlight=False)
+        self._console.print(f"{mark} {run.task_name} {run.outcome(error)} in {run.elapsed:.1f}s", highlight=False)
 
 
 def make_progress(progress: Progress | str | None) -> Progress:

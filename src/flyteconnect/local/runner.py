@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from flyteidl.admin import agent_pb2
@@ -122,6 +124,17 @@ def _execution_metadata(template: tasks_pb2.TaskTemplate, execution_id: str) -> 
     )
 
 
+def _from_author(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from its first frame outside flyteconnect and asyncio: it then ends in the author's code."""
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename.startswith(_OURS):
+        start = start.tb_next
+    return start or tb  # an error of flyteconnect itself keeps its whole traceback
+
+
+_OURS = (os.path.dirname(os.path.dirname(__file__)), os.path.dirname(asyncio.__file__))
+
+
 def _new_execution_id() -> str:
     # Flyte execution names: lowercase letters and digits, starting with a letter, at most 20 characters.
     return "l" + uuid.uuid4().hex[:19]
@@ -220,17 +233,18 @@ class _Run:
             phase = self.resource.phase if self.resource is not None else Phase.UNDEFINED
             links = (self.resource.log_links or []) if self.resource is not None else []
             raise TaskTimeout(self.job.task_name, timeout or 0.0, phase, links, deleted=self.deleted)
-        try:
+        error = inner.exception() if not inner.cancelled() else None
+        if error is None:
             return inner.result()
-        except BaseException:
-            if not self.terminal:
-                await self._abandon(inner, "failed")
-            raise
+        if not self.terminal:
+            await self._abandon(inner, "failed")
+        raise error.with_traceback(_from_author(error.__traceback__))
 
     async def _abandon(self, inner: asyncio.Future[Any], why: str) -> None:
-        inner.cancel()
-        with contextlib.suppress(BaseException):
-            await inner
+        if not inner.done():  # awaiting a failed one would graft this frame onto the error's traceback
+            inner.cancel()
+            with contextlib.suppress(BaseException):
+                await inner
         if self.handle is None and self._create is not None:
             # The create was in flight: wait (bounded) for its handle, or the job would leak.
             await asyncio.wait({self._create}, timeout=self.runner.cleanup_timeout)
@@ -371,7 +385,7 @@ class LocalRunner:
             missing = [n for n in names if n not in literals.literals]
             if missing:
                 raise OutputsNotFound(f"task {task.name!r} succeeded without output(s) {', '.join(missing)}")
-            outputs = literal_map_to_python(literals, dict(task.output_types))
+            outputs = literal_map_to_python(literals, dict(task.output_types), what="output")
             return RunResult(
                 task_name=task.name,
                 execution_id=job.execution_id,

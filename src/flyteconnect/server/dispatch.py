@@ -255,14 +255,16 @@ class Dispatcher:
 
     def _on_stall(self, stall: Stall) -> None:
         if stall.owner is None:
-            log.warning("event loop blocked for %.2fs at %s (outside connector methods)", stall.seconds, stall.location)
+            log.warning(
+                "event loop blocked for over %.2fs at %s (outside connector methods)", stall.seconds, stall.location
+            )
             return
         entry, method = stall.owner
         self.metrics.loop_stalls.labels(entry.category.name, method).inc()
         action = "its later calls run on a separate loop thread" if self.config.quarantine else "quarantine is off"
         log.warning(
-            "event loop blocked for %.2fs by %s (task type %s), async method %s() at %s: it must not call blocking "
-            "code; make it a plain def or await non-blocking calls; %s",
+            "event loop blocked for over %.2fs by %s (task type %s), async method %s() at %s: it must not call "
+            "blocking code; make it a plain def or await non-blocking calls; %s",
             stall.seconds,
             entry.name,
             entry.label,

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from flyteconnect.connector import ConnectorBase
-from flyteconnect.registry import ConnectorRegistry, discover_connectors
+from flyteconnect.registry import ENTRY_POINT_GROUP, ConnectorRegistry, discover_connectors
 
-__all__ = ["LoadResult", "import_module", "load_connectors"]
+__all__ = ["LoadResult", "import_module", "load_connectors", "unregistered_connectors", "unregistered_message"]
 
 log = logging.getLogger("flyteconnect.server")
 
@@ -34,6 +35,8 @@ class LoadResult:
     failures: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     """Categories left out by the ``--connector`` allow-list."""
+    warnings: dict[str, str] = field(default_factory=dict)
+    """Source -> a likely mistake that is not a failure (a module defining connectors it never registers)."""
     unmatched: list[str] = field(default_factory=list)
     """Allow-list entries that matched no connector found (a typo, or a plugin that did not load)."""
 
@@ -92,6 +95,51 @@ def _flytekit_plugins(flytekit: Any, found: list[tuple[ConnectorBase, str]]) -> 
     return plugins
 
 
+def unregistered_connectors(module: object, registered: Iterable[ConnectorBase]) -> list[type[ConnectorBase]]:
+    """Connector classes ``module`` defines that nothing serves: no instance of the class is in ``registered``, no
+    ``flyteconnect.connectors`` entry point names it, and it is not a base of one that is served.
+
+    Forgetting ``ConnectorRegistry.register(MyConnector())`` is otherwise invisible (an empty table); ``serve``,
+    ``list`` and ``check`` call this to say so.
+    """
+    name = getattr(module, "__name__", "")
+    defined = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, ConnectorBase)
+        and value.__module__ == name
+        and not inspect.isabstract(value)
+    ]
+    if not defined:
+        return []
+    import importlib.metadata  # only here: ~70 ms at start-up, and only modules that define connectors need it
+
+    served = {type(c) for c in registered}
+    named: set[str] = set()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        module_name, _, attr = ep.value.partition(":")
+        if module_name.strip() == name:
+            named.add(attr.strip().split(".")[0])
+    if any(not isinstance(vars(module).get(attr), type) for attr in named):
+        return []  # an entry point names a factory or an instance of this module: it decides what is served
+    return [
+        cls
+        for cls in defined
+        if cls not in served and cls.__name__ not in named and not any(issubclass(s, cls) for s in served)
+    ]
+
+
+def unregistered_message(classes: Sequence[type[ConnectorBase]]) -> str:
+    """What to tell the author about ``unregistered_connectors``: which classes, and the line that registers them."""
+    names = ", ".join(c.__name__ for c in classes)
+    fix = "; ".join(f"ConnectorRegistry.register({c.__name__}())" for c in classes)
+    return (
+        f"defines {names} but registers no instance, so nothing serves it: add `{fix}` at the end of the module "
+        "(or name the class in a 'flyteconnect.connectors' entry point)"
+    )
+
+
 def _allowed(connector: ConnectorBase, allow: Collection[str] | None) -> bool:
     if not allow:
         return True
@@ -145,6 +193,9 @@ def load_connectors(
         if "flytekit" in sys.modules:  # the module (or an earlier one) imported flytekit: what did it register?
             flytekit = flytekit or _flytekit_connectors()
             found.extend((c, f"module {spec}") for c in flytekit.registered_by(getattr(module, "__name__", spec)))
+        forgotten = unregistered_connectors(module, default.connectors())
+        if forgotten:
+            result.warnings[f"module {spec}"] = unregistered_message(forgotten)  # the caller reports it
     if entry_points:
         discovered = discover_connectors()
         for label, reason in discovered.failures.items():

@@ -81,24 +81,30 @@ class LoopWatchdog:
 
     def _watch(self) -> None:
         reported = False
+        stalled_since = 0.0
         while True:
             before = time.monotonic()
             if self._stop.wait(self._interval):
                 return
+            if self._loop is not None and self._loop.is_closed():
+                return  # a loop closed without stop() (a local run's): nothing left to watch
             now = time.monotonic()
             if now - before - self._interval > self.threshold / 2:
                 # This thread woke up late too: the whole process was starved of CPU (throttling, an overloaded
                 # node), which is not a connector's fault. Look again once everyone has had a chance to run.
                 continue
-            behind = now - self._last
+            last = self._last
+            behind = now - last
             if behind < self.threshold:
                 if reported:
-                    log.warning("event loop resumed after a stall of about %.2fs", behind)
+                    # From the last beat before the stall to the first one after it.
+                    log.warning("event loop resumed: the stall lasted about %.2fs", last - stalled_since)
                 reported = False
                 continue
             if reported:
                 continue
             reported = True
+            stalled_since = last
             try:
                 self._on_stall(self._inspect(behind))
             except Exception:  # a reporting bug must never kill the watchdog

@@ -8,7 +8,9 @@ Each check exercises one promise a connector makes to Propeller and to the serve
 - ``get unknown job``: ``get`` on a job that does not exist returns a Resource or raises a flyteconnect error
   (which the server maps to a clean status), not an arbitrary exception;
 - ``delete idempotent``: ``delete`` on that job, twice, succeeds both times;
-- ``loop not blocked``: no ``async def`` method stalls the event loop while it runs.
+- ``loop not blocked``: no ``async def`` method stalls the event loop while it runs;
+- ``registered``: every connector class the module defines is registered (or named by an entry point), so that
+  ``serve`` would serve it (a failure when the module registers none, a warning when it leaves some out).
 
 The calls go to the connector's real external system with a job id that cannot exist: run it where the connector's
 credentials (or a test double of its system) are available. Sync connectors only get the static checks.
@@ -338,7 +340,7 @@ def check_module(spec: str, timeout: float = 10.0) -> CheckReport:
     default = ConnectorRegistry.default()
     before = set(default.categories())
     report = CheckReport()
-    from flyteconnect.server.loading import import_module
+    from flyteconnect.server.loading import import_module, unregistered_connectors, unregistered_message
 
     try:
         module = import_module(spec)
@@ -350,6 +352,12 @@ def check_module(spec: str, timeout: float = 10.0) -> CheckReport:
     if not items:
         report.results.append(CheckResult(spec, "import", FAIL, "the module defines or registers no connector"))
         return report
+    forgotten = unregistered_connectors(module, default.connectors())
+    # Registering none at all is the classic mistake (serve shows an empty table); leaving out one class of several
+    # may be deliberate (a base for others, a test double).
+    status = WARN if registered else FAIL
+    for cls in forgotten:
+        report.results.append(CheckResult(cls.__name__, "registered", status, unregistered_message([cls])))
 
     async def run_all() -> list[CheckResult]:
         results: list[CheckResult] = []

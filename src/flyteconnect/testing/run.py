@@ -2,8 +2,9 @@
 
 The connector is called through the local runner's in-process backend, so its resource_meta is encoded and decoded
 exactly as a server does (a metadata type that cannot round-trip fails here), ``def`` methods run on a worker thread
-and ``async def`` ones on the loop. The outcome is read with Propeller's rules (phase UNDEFINED is a retryable
-failure, outputs come from the Resource or from ``<output_prefix>/outputs.pb``) and returned, never raised.
+and ``async def`` ones on the loop; what the server would refuse (a Resource with phase UNDEFINED, outputs that cannot
+become literals) raises ConnectorError, as the server answers INTERNAL. The outcome is read with Propeller's rules
+(outputs come from the Resource or from ``<output_prefix>/outputs.pb``) and returned, never raised.
 """
 
 from __future__ import annotations
