@@ -67,7 +67,7 @@ def cli(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProce
 def serve_briefly(cwd: Path, *args: str) -> tuple[str, str]:
     """Start serve, wait for its readiness line, stop it; (stdout, stderr)."""
     proc = subprocess.Popen(
-        [FLYTECONNECT, "serve", "--port", "0", "--metrics-port", "0", "--no-entry-points", *args],
+        [FLYTECONNECT, "serve", "--port", "0", "--metrics-port", "0", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -97,8 +97,11 @@ def test_a_module_defining_connectors_but_registering_none_is_reported(
     assert "defines Forgotten but registers no instance" in warning
     assert "ConnectorRegistry.register(Forgotten())" in warning
 
-    _, err = serve_briefly(workdir, "-m", "noreg.py")
+    _, err = serve_briefly(workdir, "-m", "noreg.py")  # serving the built-ins, and saying what was left out
     assert "warning: module noreg.py defines Forgotten but registers no instance" in err
+    alone = cli(workdir, "serve", "-m", "noreg.py", "--no-entry-points", "--port", "0", "--metrics-port", "0")
+    assert alone.returncode == 1
+    assert "error: no connector to serve: module noreg.py defines Forgotten but registers no instance" in alone.stderr
 
     listed = cli(workdir, "list", "-m", "noreg.py", "--no-entry-points", "--json")
     assert json.loads(listed.stdout)["warnings"] == {"module noreg.py": warning}
@@ -129,7 +132,7 @@ def test_a_port_in_use_says_address_already_in_use(tmp_path: Path) -> None:
 
 
 def test_listening_line_says_when_bound_to_all_addresses(tmp_path: Path) -> None:
-    out, _ = serve_briefly(tmp_path)
+    out, _ = serve_briefly(tmp_path, "--no-entry-points", "--keep-going")
     line = next(line for line in out.splitlines() if "listening on" in line)
     assert line.startswith("listening on [::]:") and "(all addresses; locally 127.0.0.1:" in line
 
