@@ -113,11 +113,11 @@ def unregistered_connectors(module: object, registered: Iterable[ConnectorBase])
     ]
     if not defined:
         return []
-    import importlib.metadata  # only here: ~70 ms at start-up, and only modules that define connectors need it
+    from flyteconnect._entry_points import entry_points  # as discovery reads them: no importlib.metadata
 
     served = {type(c) for c in registered}
     named: set[str] = set()
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(ENTRY_POINT_GROUP):
         module_name, _, attr = ep.value.partition(":")
         if module_name.strip() == name:
             named.add(attr.strip().split(".")[0])
