@@ -329,7 +329,17 @@ class TaskExecutionMetadata(_FromBytes):
     __slots__ = ("__dict__",)
     _PROTO = agent_pb2.TaskExecutionMetadata
 
-    def __init__(self, pb: agent_pb2.TaskExecutionMetadata) -> None:
+    def __init__(self, pb: agent_pb2.TaskExecutionMetadata | None = None, /, **fields: Any) -> None:
+        """Wrap ``pb``, or build the proto from flytekit's keywords (``task_execution_id=..., namespace=...``;
+        values may be protos, flytekit-style models with ``to_flyte_idl`` or, for the maps, dicts)."""
+        if pb is None:
+            values = {k: v.to_flyte_idl() if hasattr(v, "to_flyte_idl") else v for k, v in fields.items()}
+            try:
+                pb = agent_pb2.TaskExecutionMetadata(**values)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"TaskExecutionMetadata: {e}") from None
+        elif fields:
+            raise TypeError("TaskExecutionMetadata takes a proto or keywords, not both")
         self._pb = pb
 
     @classmethod

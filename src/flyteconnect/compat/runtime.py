@@ -30,6 +30,7 @@ __all__ = [
     "current_context",
     "lazy_module",
     "logger",
+    "loop_manager",
 ]
 
 logger = logging.getLogger("flyteconnect.connector")
@@ -153,3 +154,27 @@ class Resources:
     mem: Any = None
     gpu: Any = None
     ephemeral_storage: Any = None
+
+
+class _LoopManager:
+    """flytekit.utils.asyn.loop_manager: ``run_sync(fn, *args)`` calls ``fn`` and, if it returned an awaitable,
+    runs it to completion (also from inside a running loop, on a helper thread)."""
+
+    def run_sync(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, awaited when it is a coroutine function or returns an awaitable."""
+        import inspect
+
+        from flyteconnect.local.sync import run_sync
+
+        result = fn(*args, **kwargs)
+        if not inspect.isawaitable(result):
+            return result
+
+        async def wait() -> Any:
+            return await result
+
+        return run_sync(wait, label="loop_manager.run_sync")
+
+
+loop_manager = _LoopManager()
+"""flytekit's ``loop_manager`` (``run_sync`` only)."""

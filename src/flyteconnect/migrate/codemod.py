@@ -160,6 +160,19 @@ class _Port(VisitorBasedCodemodCommand):
         self._unported(original_node, module, name)
         return updated_node
 
+    def leave_Await(self, original_node: cst.Await, updated_node: cst.Await) -> cst.BaseExpression:
+        # flytekit's Resource.to_flyte_idl is a coroutine; flyteconnect's returns the proto (and no other
+        # to_flyte_idl in flytekit is awaitable), so `await x.to_flyte_idl()` becomes the plain call.
+        call = updated_node.expression
+        if (
+            isinstance(call, cst.Call)
+            and isinstance(call.func, cst.Attribute)
+            and call.func.attr.value == "to_flyte_idl"
+            and not call.args
+        ):
+            return call.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+        return updated_node
+
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         for local, module in self.aliases.items():
             if local == "flytekit" or "." not in module:

@@ -68,6 +68,7 @@ NAMES: dict[tuple[str, str], tuple[str, str]] = {
     **{("flytekit.extend.backend.agent_service", n): t for n, t in _SERVICES.items()},
     **{("flytekit", n): t for n, t in _TOP_LEVEL.items()},
     ("flytekit.loggers", "logger"): (_RUNTIME, "logger"),
+    ("flytekit.utils.asyn", "loop_manager"): (_RUNTIME, "loop_manager"),
     ("flytekit.lazy_import.lazy_module", "lazy_module"): (_RUNTIME, "lazy_module"),
     ("flytekit.core.type_engine", "TypeEngine"): (_TYPES, "TypeEngine"),
     ("flytekit.extend", "TypeEngine"): (_TYPES, "TypeEngine"),

@@ -26,7 +26,7 @@ from flyteidl.service import agent_pb2_grpc
 from flyteconnect.errors import InvalidRequest
 from flyteconnect.memo import remember
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
-from flyteconnect.server import replies
+from flyteconnect.server import direct, replies
 from flyteconnect.server.dispatch import Dispatcher
 from flyteconnect.server.errors import CallFailed
 from flyteconnect.server.grpc_util import (
@@ -97,8 +97,8 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
 
     POLLS_REMEMBERED = 4096
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._d = dispatcher
+    def __init__(self, dispatcher: Dispatcher | None = None) -> None:
+        self._d = dispatcher or direct.attach(self)  # none: called directly, on the default registry (direct.py)
         # GetTask request bytes -> (routing key, resource_meta): Propeller polls a job with the same bytes every
         # time, so a poll seen before is not parsed again. Bounded; the oldest entry goes first.
         self._polls: dict[bytes, tuple[tuple[str, int], bytes]] = {}
@@ -195,8 +195,8 @@ class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: 
 class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ignore[misc]
     """``flyteidl.service.SyncAgentService``: ExecuteTaskSync (header, inputs, half-close → one header reply)."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._d = dispatcher
+    def __init__(self, dispatcher: Dispatcher | None = None) -> None:
+        self._d = dispatcher or direct.attach(self)  # none: called directly, on the default registry (direct.py)
 
     async def ExecuteTaskSync(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         """Run a sync connector's ``do``; reply with exactly one header message carrying the Resource (serialized)."""
@@ -272,8 +272,8 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
 class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # type: ignore[misc]
     """``flyteidl.service.AgentMetadataService``: ListAgents and GetAgent."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._d = dispatcher
+    def __init__(self, dispatcher: Dispatcher | None = None) -> None:
+        self._d = dispatcher or direct.attach(self)  # none: called directly, on the default registry (direct.py)
         self._listed = SnapshotReply(
             lambda infos: agent_pb2.ListAgentsResponse(agents=[info.to_flyte_idl() for info in infos])
         )
