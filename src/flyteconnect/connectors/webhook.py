@@ -3,8 +3,8 @@
 Task type ``webhook`` v0, sync. The task template's ``custom`` has flytekit's fields: ``url``, ``method``,
 ``headers``, ``data``, ``show_data``, ``show_url``, ``timeout_sec``. Strings in ``url``, ``headers`` and ``data`` may
 hold ``{inputs.NAME}`` (the task's inputs, as flytekit renders them) and ``{secrets.NAME}`` (a secret from the server's
-secret source, see ``flyteconnect.secrets.get_secret``). A string that is exactly one placeholder takes the value
-itself (so ``{"n": "{inputs.n}"}`` sends a number), as in flytekit.
+secret source, see ``flyteconnect.secrets.get_secret``; a NAME that is a path is refused, INVALID_ARGUMENT). A string
+that is exactly one placeholder takes the value itself (so ``{"n": "{inputs.n}"}`` sends a number), as in flytekit.
 
 The output ``info`` is flytekit's dict (``status_code``, ``response_data``, and ``input_data``/``url`` when
 ``show_data``/``show_url``) plus ``response_headers``. Secret values never appear in outputs or messages: shown data
@@ -32,7 +32,7 @@ from flyteidl.core import literals_pb2
 
 from flyteconnect.connector import Phase, Resource, SyncConnectorBase
 from flyteconnect.connectors._common import PerLoop, dict_literal, literal_values
-from flyteconnect.errors import ConnectorError, TransientError
+from flyteconnect.errors import ConnectorError, InvalidRequest, TransientError
 from flyteconnect.models import LiteralMap, TaskTemplate
 from flyteconnect.secrets import get_secret
 
@@ -162,6 +162,8 @@ class WebhookConnector(SyncConnectorBase):
             used = send.secrets_used
             show = _Renderer(values, lambda _name: REDACTED)
             request = _Request.build(custom, url, headers, data)
+        except InvalidRequest:  # a {secrets.KEY} whose key is a path, not a name: the caller's error
+            raise
         except ConnectorError as e:  # a missing secret: its message names the key, never a value
             return Resource(phase=Phase.FAILED, message=f"Webhook not sent: {e}")
         except (_TemplateError, ValueError, TypeError) as e:

@@ -17,15 +17,27 @@ exception                                   status
 Details are one short line naming the operation, the task category and the connector, then the exception; they are
 truncated far below gRPC's 8 KiB header limit. Tracebacks go to the server log only (``debug=True`` appends the last
 frames to the details, for development). The server never answers UNKNOWN.
+
+Details tell callers nothing of the server's own: secret values the server resolved become ``***``
+(``flyteconnect.redaction``), and the server's file-system locations (working directory, home, the Python
+installation and site-packages, the directories on ``sys.path``) become ``<cwd>``, ``<home>``, ``<python>`` and
+``<server>``. The server log keeps the paths (never the secrets: see ``RedactingFilter``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
+import re
+import sys
+import sysconfig
 import traceback
+from pathlib import Path
 
 import grpc
 
+from flyteconnect import redaction
 from flyteconnect.errors import (
     ConnectorError,
     ConnectorNotFound,
@@ -41,6 +53,7 @@ __all__ = [
     "ConnectorBug",
     "Unimplemented",
     "WrongConnectorKind",
+    "for_callers",
     "to_status",
 ]
 
@@ -106,6 +119,43 @@ def truncate(text: str, limit: int = MAX_DETAILS) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
 
 
+@functools.lru_cache(maxsize=8)
+def _path_pattern(cwd: str, path: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]] | None:
+    """A regex matching the server's own directories (whole path components only) and each one's label."""
+    labels: dict[str, str] = {}
+
+    def add(directory: str | None, label: str) -> None:
+        if directory and os.path.isabs(directory):
+            directory = os.path.normpath(directory)
+            if directory != os.sep:  # "/" would swallow every path
+                labels.setdefault(directory, label)
+
+    add(cwd, "<cwd>")
+    paths = sysconfig.get_paths()
+    for name in ("purelib", "platlib", "stdlib", "platstdlib"):
+        add(paths.get(name), "<python>")
+    if sys.prefix != sys.base_prefix:  # a virtualenv's root is the server's; /usr is everyone's
+        add(sys.prefix, "<python>")
+    for entry in path:
+        add(entry, "<server>")
+    add(str(Path(__file__).resolve().parents[2]), "<server>")  # where flyteconnect itself is installed
+    add(os.path.expanduser("~"), "<home>")
+    if not labels:
+        return None
+    alternatives = "|".join(re.escape(d) for d in sorted(labels, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.~-])(?:{alternatives})(?![\w.~-])"), labels
+
+
+def for_callers(text: str) -> str:
+    """``text`` without the server's secret values and file-system locations (see the module docstring)."""
+    text = redaction.redact(text)
+    found = _path_pattern(os.getcwd(), tuple(sys.path))
+    if found is None:
+        return text
+    pattern, labels = found
+    return pattern.sub(lambda m: labels[m.group(0)], text)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, FlyteConnectError):
         return str(exc) or type(exc).__name__
@@ -135,8 +185,8 @@ def to_status(
         message = f"{connector} does not implement {operation or 'this method'}"
     else:
         message = _describe(exc)
-    details = prefix + message
+    details = for_callers(prefix + message)
     if debug and not is_expected(exc):
         frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        details = f"{truncate(details, MAX_DETAILS // 2)} | {''.join(frames[-3:])}"
+        details = f"{truncate(details, MAX_DETAILS // 2)} | {for_callers(''.join(frames[-3:]))}"
     return code, truncate(details)

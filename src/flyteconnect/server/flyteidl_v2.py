@@ -30,6 +30,7 @@ from flyteidl2.connector import connector_pb2
 from google.protobuf.message import Message
 
 from flyteconnect.connector import Phase
+from flyteconnect.errors import InvalidRequest
 from flyteconnect.secrets import request_secrets
 from flyteconnect.server import replies
 from flyteconnect.server import v2_convert as cv
@@ -78,11 +79,20 @@ def _logs_pb(value: Any) -> connector_pb2.GetTaskLogsResponse:
 
 
 def _connection(request: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """(keyword arguments, secrets) of the request's connection; both empty when it has none (the common case)."""
+    """(keyword arguments, secrets) of the request's connection; both empty when it has none (the common case).
+
+    A secret key that is not a plain name is the caller's error: CallFailed(INVALID_ARGUMENT) naming the key.
+    """
     if not request.HasField("connection"):
         return {}, {}
     conn = request.connection
-    return cv.connection_kwargs(conn), cv.connection_secrets(conn)
+    try:
+        secrets = cv.connection_secrets(conn)
+    except InvalidRequest as e:
+        code, details = to_status(e, operation="connection")
+        log.warning("%s -> %s", details, code.name)
+        raise CallFailed(code, details) from None
+    return cv.connection_kwargs(conn), secrets
 
 
 def _secrets(secrets: dict[str, str]) -> contextlib.AbstractContextManager[None]:

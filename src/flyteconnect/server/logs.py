@@ -1,4 +1,8 @@
-"""Server logging set-up: ``text`` (human) or ``json`` (one object per line, for log shippers)."""
+"""Server logging set-up: ``text`` (human) or ``json`` (one object per line, for log shippers).
+
+The handler masks the secret values the server has resolved (``flyteconnect.redaction.RedactingFilter``): a
+connector that logs or raises with a token in the message leaves ``***`` in the log.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import logging
 import os
 import sys
 import time
+
+from flyteconnect.redaction import RedactingFilter
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
@@ -24,7 +30,9 @@ class JsonFormatter(logging.Formatter):
         worker = os.environ.get("FLYTECONNECT_WORKER")
         if worker:
             out["worker"] = worker
-        if record.exc_info:
+        if record.exc_text:  # already formatted (and redacted) by the handler's filter
+            out["traceback"] = record.exc_text
+        elif record.exc_info:
             out["traceback"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
 
@@ -40,6 +48,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s"))
     else:
         raise ValueError(f"unknown log format {fmt!r}: use text or json")
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

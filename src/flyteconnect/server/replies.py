@@ -7,7 +7,8 @@ message, and the handlers are registered without a response serializer. Outputs 
 
 Flyte 1's ``flyteidl.admin.Resource`` and Flyte 2's ``flyteidl2.connector.Resource`` share the field numbers
 (outputs 2, message 3, log_links 4, phase 5, custom_info 6; both TaskLogs are wire-compatible); only Flyte 1 has the
-deprecated ``state`` (1). Fields are written in field-number order, as upb writes them.
+deprecated ``state`` (1). Fields are written in field-number order, as upb writes them. ``message`` is written with
+the server's remembered secret values masked (``flyteconnect.redaction``; free while there is none).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flyteconnect.connector import Phase, Resource, state_for_phase
+from flyteconnect.redaction import VALUES as _SECRETS
 from flyteconnect.wire import delimited, varint
 
 __all__ = ["create_task", "execute_task_sync", "get_task_v1", "get_task_v2", "resource_v1", "resource_v2"]
@@ -50,6 +52,8 @@ def _resource(resource: Resource, state: bool, log_links: Callable[[Resource], l
     if message:
         if type(message) is not str:
             raise TypeError(f"Resource.message must be a str, got {type(message).__name__}")
+        if _SECRETS.patterns:
+            message = _SECRETS.redact(message)
         out += delimited(b"\x1a", message.encode())
     if resource.log_links:
         out += b"".join(delimited(b"\x22", link.SerializeToString()) for link in log_links(resource))

@@ -37,6 +37,8 @@ from flyteidl2.task import common_pb2
 from flyteconnect.connector import Resource, TaskCategory
 from flyteconnect.errors import InvalidRequest
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
+from flyteconnect.redaction import redact
+from flyteconnect.secrets import check_secret_names
 
 __all__ = [
     "ENVELOPE_MAGIC",
@@ -139,8 +141,11 @@ def native_inputs(inputs: LiteralMap, template: TaskTemplate) -> dict[str, Any]:
 
 
 def connection_secrets(connection: Any) -> dict[str, str]:
-    """The per-request secrets of a Flyte 2 ``Connection`` (empty when unset)."""
-    return dict(connection.secrets)
+    """The per-request secrets of a Flyte 2 ``Connection`` (empty when unset); ``InvalidSecretName`` for a key that is
+    not a plain secret name (``flyteconnect.secrets.check_secret_name``)."""
+    secrets = dict(connection.secrets)
+    check_secret_names(secrets)
+    return secrets
 
 
 def connection_kwargs(connection: Any) -> dict[str, str]:
@@ -191,7 +196,7 @@ def resource_to_v2(resource: Resource, into: connector_pb2.Resource | None = Non
     pb = connector_pb2.Resource() if into is None else into
     pb.phase = int(resource.phase) if resource.phase is not None else 0  # type: ignore[assignment]
     if resource.message:
-        pb.message = resource.message
+        pb.message = redact(resource.message)
     if resource.log_links:
         pb.log_links.extend(log_links_to_v2(resource.log_links))
     outputs = resource.outputs
