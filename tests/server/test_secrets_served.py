@@ -2,7 +2,8 @@
 
 The server runs with the default entry points (the built-in webhook), ``secret_connectors.py`` (a connector that
 mishandles secrets and paths), a real secret file, a real secret variable and a real variable that is not a secret,
-in a working directory of its own, logging to a file. A real HTTP listener on loopback (allowed by the egress policy,
+in a working directory of its own, logging to a file. ``FLYTE_SECRETS_ENV_PREFIX`` is set empty, which must not
+open the whole environment to ``{secrets.X}``. A real HTTP listener on loopback (allowed by the egress policy,
 so only the secret rules stand between a template and it) records everything it receives.
 """
 
@@ -107,6 +108,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, listener: Listener) -> Iter
         FLYTE_SECRETS_DEFAULT_DIR=str(secrets),
         _FSEC_ENV_TOKEN=ENV_SECRET,
         DB_PASSWORD=NOT_A_SECRET,
+        FLYTE_SECRETS_ENV_PREFIX="",  # empty: must not make every variable a secret
         FLYTECONNECT_EGRESS_ALLOW="127.0.0.1/32",
     )
     log = root / "server.log"
