@@ -73,8 +73,10 @@ def _problem(name: str) -> str | None:
         return f"it is longer than {MAX_NAME} characters"
     if "/" in name or "\\" in name:
         return "it contains a path separator"
-    if ".." in name or name == ".":
-        return "it contains '..'" if ".." in name else "'.' is not a name"
+    if ".." in name:
+        return "it contains '..'"
+    if name == ".":
+        return "'.' is not a name"
     if "\x00" in name:
         return "it contains NUL"
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
@@ -134,9 +136,8 @@ def get_secret(
     names = [n for n in (group, group_version, key) if n]
     env_name = _env_prefix() + "_".join(n.upper() for n in names)
     value = os.environ.get(env_name)
-    path = Path(os.environ.get("FLYTE_SECRETS_DEFAULT_DIR", "").strip() or DEFAULT_DIR).joinpath(
-        *(n.lower() for n in names)
-    )
+    directory = os.environ.get("FLYTE_SECRETS_DEFAULT_DIR", "").strip() or DEFAULT_DIR
+    path = Path(directory).joinpath(*(n.lower() for n in names))  # safe: every part passed check_secret_name
     if value is None:
         try:
             value = path.read_text()

@@ -21,7 +21,7 @@ from flyteconnect.connector import Phase, Resource
 from flyteconnect.connectors.postgres import PostgresConnector
 from flyteconnect.errors import TransientError
 from flyteconnect.registry import ConnectorRegistry, discover_connectors
-from flyteconnect.secrets import request_secrets
+from flyteconnect.secrets import InvalidSecretName, request_secrets
 
 pytestmark = pytest.mark.postgres
 
@@ -175,6 +175,11 @@ async def test_task_errors_fail_clearly(pg: PostgresConnector, postgres_server: 
     assert bad.phase == Phase.FAILED and "output_format must be 'parquet' or 'csv'" in (bad.message or "")
     missing = await pg.do(query("SELECT 1", {"dsn_secret": "no_such_dsn_secret"}), "/o")
     assert missing.phase == Phase.FAILED and "no_such_dsn_secret" in (missing.message or "")
+
+
+async def test_a_dsn_secret_that_is_a_path_is_the_callers_error(pg: PostgresConnector) -> None:
+    with pytest.raises(InvalidSecretName, match=r"invalid secret key '/etc/passwd'"):
+        await pg.do(query("SELECT 1", {"dsn_secret": "/etc/passwd"}), "/o")
 
 
 async def test_unreachable_server_is_transient(pg: PostgresConnector) -> None:
