@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from flyteconnect.cli.serve_limits import limit_options, limits_from, parse_size
+
 __all__ = [
     "StartupInterrupted",
     "common_discovery_options",
@@ -37,15 +39,6 @@ class StartupInterrupted(KeyboardInterrupt):
 
 def _interrupt_startup(signum: int, frame: Any) -> None:
     raise StartupInterrupted(signum)
-
-
-def _size(text: str) -> int:
-    units = {"kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2, "gib": 1024**3, "gb": 1000**3, "b": 1}
-    lowered = text.strip().lower()
-    for suffix, factor in units.items():
-        if lowered.endswith(suffix):
-            return int(float(lowered[: -len(suffix)]) * factor)
-    return int(lowered)
 
 
 def common_discovery_options(f: Any) -> Any:
@@ -365,6 +358,7 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_dir: str | No
     is_flag=True,
     help="Serve what loaded when a -m module or --connector entry fails (health flyteconnect.Connectors: NOT_SERVING).",
 )
+@limit_options
 @click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--metrics-dir", default=None, hidden=True)
 @click.pass_context
@@ -429,15 +423,16 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
     if not opts["strict"]:  # reported and skipped; health's flyteconnect.Connectors still says something is missing
         problems += [f"{source} failed to load ({reason})" for source, reason in result.plugin_failures().items()]
     try:
-        max_size = _size(opts["max_message_size"])
+        max_size = parse_size(opts["max_message_size"])
     except ValueError:
         raise click.BadParameter(f"not a size: {opts['max_message_size']}", param_hint="--max-message-size") from None
     if opts["workers"] > 1 and opts["callback_port"] is not None and not _shared_state(opts["state_url"]):
         raise click.BadParameter("with --workers > 1, callbacks need a shared --state-url (redis://...)")
+    limits = limits_from(opts)  # malformed values are usage errors before anything starts
     if opts["workers"] > 1:
         gc.enable()  # the supervisor only watches its workers: nothing to freeze
         sys.exit(_supervise(ctx, opts))
-    config = _server_config(opts, max_size)
+    config = _server_config(opts, max_size, limits)
     try:
         import asyncio  # here, not at the top: imported with the collector off (see serve)
 
@@ -476,7 +471,7 @@ def _configure_egress(allow: Sequence[str]) -> None:
     egress.configure(policy)
 
 
-def _server_config(opts: dict[str, Any], max_size: int) -> Any:
+def _server_config(opts: dict[str, Any], max_size: int, limits: Any) -> Any:
     from flyteconnect.server.app import ServerConfig
     from flyteconnect.server.dispatch import DispatchConfig, default_threads
 
@@ -494,6 +489,7 @@ def _server_config(opts: dict[str, Any], max_size: int) -> Any:
         tls_key=opts["tls_key"],
         tls_client_ca=opts["tls_client_ca"],
         reuse_port=opts["worker_index"] is not None,
+        limits=limits,
         tune_gc=True,
         state_url=opts["state_url"],
         callback=_callback_config(opts),

@@ -39,6 +39,7 @@ from flyteconnect.registry import ConnectorRegistry
 from flyteconnect.server.deferred import Collector, DeferredAdapter, DeferredHandler
 from flyteconnect.server.dispatch import DispatchConfig, Dispatcher
 from flyteconnect.server.grpc_util import GenericOnly
+from flyteconnect.server.limits import Admission, GuardedHandlers, Limits, grpc_options, grpc_rpc_cap
 from flyteconnect.server.metrics import ServerMetrics
 from flyteconnect.state import StateStore, open_store
 
@@ -116,7 +117,8 @@ class ServerConfig:
     reflection: bool = True
     reuse_port: bool = False
     """Let several processes bind the port (SO_REUSEPORT); set by the ``--workers`` supervisor."""
-    max_concurrent_rpcs: int | None = None
+    limits: Limits = field(default_factory=Limits)
+    """Connections, streams, keepalive, calls and reply bytes in flight (``server.limits``)."""
     tune_gc: bool = False
     """After start, freeze the objects loaded so far (``gc.freeze``), collect less often and enable the collector:
     it then never rescans the large, long-lived heap of protos and modules. Process-wide, so ``flyteconnect serve``
@@ -176,11 +178,7 @@ def _options(config: ServerConfig) -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", size),
         # One process per port unless the supervisor asked for sharing: a second server on a busy port must fail.
         ("grpc.so_reuseport", 1 if config.reuse_port else 0),
-        # Let Propeller's idle connections live, and tolerate client keepalive pings.
-        ("grpc.keepalive_time_ms", 60_000),
-        ("grpc.keepalive_timeout_ms", 20_000),
-        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
+        *grpc_options(config.limits),
     ]
 
 
@@ -228,6 +226,7 @@ class ConnectorServer:
         self.config = config or ServerConfig()
         self.metrics = metrics or ServerMetrics()
         self.dispatcher = Dispatcher(registry, self.config.dispatch, self.metrics)
+        self.admission = Admission(self.config.limits)
         self.adapters = load_adapters(self.config.protocols, defer=True)
         self.state: StateStore = open_store(self.config.state_url)
         """The state store the server's policies and callbacks share."""
@@ -277,9 +276,13 @@ class ConnectorServer:
 
     async def _start_grpc(self) -> int:
         config = self.config
-        server = grpc.aio.server(options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+        server = grpc.aio.server(options=_options(config), maximum_concurrent_rpcs=grpc_rpc_cap(config.limits))
+        # Every service but health sits behind the call limits; health is registered beside them so it answers
+        # while connector calls are refused (the guard first: the connector calls are the ones looked up most).
+        guarded = GuardedHandlers(self.admission)
+        server.add_generic_rpc_handlers((guarded,))
         for adapter in self.adapters:
-            adapter.add_to_server(server, self.dispatcher)
+            adapter.add_to_server(guarded, self.dispatcher)  # type: ignore[arg-type]  # the server's stand-in
         self._health = health.aio.HealthServicer()
         generic = GenericOnly(server)  # registered methods would tax every call (see GenericOnly)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, generic)
@@ -295,7 +298,7 @@ class ConnectorServer:
                 servicer = reflection.aio.ReflectionServicer(names)
                 reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, collector)
 
-            server.add_generic_rpc_handlers(
+            guarded.add_generic_rpc_handlers(
                 (DeferredHandler([REFLECTION_SERVICE], reflection_servicer, "server reflection"),)
             )
         address = f"{config.host}:{config.port}"
@@ -335,6 +338,9 @@ class ConnectorServer:
 
     def _start_metrics(self) -> None:
         config = self.config
+        if config.metrics_dir is None and config.metrics_port is None:
+            return  # prometheus-client is never imported
+        self.metrics.registry.register(self.admission)  # type: ignore[arg-type]
         if config.metrics_dir is not None:
             from flyteconnect.server.worker_metrics import SnapshotWriter
 

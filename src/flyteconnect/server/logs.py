@@ -14,7 +14,21 @@ import time
 
 from flyteconnect.redaction import RedactingFilter
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["ClientGoneFilter", "JsonFormatter", "configure_logging"]
+
+
+class ClientGoneFilter(logging.Filter):
+    """Turns grpc's "ExecuteBatchError raised in core" (the caller left before its reply was sent: a client that
+    stopped reading, then went away) from an ERROR with a traceback into a DEBUG line: a slow or hostile client
+    must not flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("ExecuteBatchError raised in core"):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info = record.exc_text = None
+        record.msg, record.args = f"{record.getMessage()}: the caller left before its reply was sent", None
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,3 +68,6 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    grpc_logger = logging.getLogger("grpc._cython.cygrpc")
+    if not any(isinstance(f, ClientGoneFilter) for f in grpc_logger.filters):
+        grpc_logger.addFilter(ClientGoneFilter())
