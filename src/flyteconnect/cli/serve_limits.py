@@ -49,7 +49,7 @@ def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default=d.max_concurrent_streams,
             show_default=True,
             type=click.IntRange(1),
-            help="Calls at once on one HTTP/2 connection (clients queue the rest).",
+            help="Calls at once on one HTTP/2 connection (a client opening more at once sees some refused).",
         ),
         click.option(
             "--max-connections",

@@ -64,7 +64,10 @@ class Limits:
 
     max_concurrent_rpcs: int | None = 1000
     max_reply_bytes: int | None = 64 * MiB
-    max_concurrent_streams: int = 100
+    max_concurrent_streams: int = 1000
+    """High on purpose: a client that opens many calls at once on a new connection, before it has read this
+    setting, gets the calls over the limit refused (grpc answers them UNAVAILABLE), and Propeller multiplexes all its
+    polls over few connections. The call limit is what bounds memory."""
     max_connections: int | None = 1000
     keepalive_time: float = 60.0
     """Ping a connection after this long without activity..."""
