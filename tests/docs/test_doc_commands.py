@@ -126,3 +126,48 @@ def test_quickstart_shell_session_runs(tmp_path: Path) -> None:
         out, _ = server.communicate(timeout=30)
     assert server.returncode == 0, out
     assert "Sleep Connector" in out
+
+
+def _readme_use_it() -> tuple[str, list[str]]:
+    text = (DOCS.parent / "README.md").read_text()
+    connector = next(b.code for b in code_blocks(text) if b.lang == "python" and "class SleepConnector" in b.code)
+    use_it = text.split("## Use it", 1)[1].split("\n## ", 1)[0]
+    shell = [line for b in code_blocks(use_it) if b.lang in SHELL for line in b.code.splitlines() if line.strip()]
+    return connector, [line.split(" #", 1)[0].strip() for line in shell]
+
+
+def test_readme_use_it_session_runs_as_written(tmp_path: Path) -> None:
+    """The README's complete example saved as sleep_connector.py, then every command of "Use it", in order."""
+    connector, commands = _readme_use_it()
+    (tmp_path / "sleep_connector.py").write_text(connector)
+    port = free_port()
+    server = None
+    ran = []
+    try:
+        for command in commands:
+            args = shlex.split(command.rstrip("&").strip().replace("localhost:8000", f"127.0.0.1:{port}"))[1:]
+            if args[0] == "serve":
+                args += ["--port", str(port), "--metrics-port", "0"]
+                server = subprocess.Popen(
+                    [str(FLYTECONNECT), *args],
+                    cwd=tmp_path,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                wait_for_port(port, timeout=30)
+            else:
+                proc = _run(args, tmp_path)
+                assert proc.returncode == 0, f"{command}:\n{proc.stdout}\n{proc.stderr}"
+                if args[0] == "run":
+                    assert re.search(r'"slept":\s*true', proc.stdout), proc.stdout
+                if args[0] == "list":
+                    assert "Sleep Connector" in proc.stdout and "module sleep_connector.py" in proc.stdout
+                if args[0] == "check":
+                    assert " 0 failed" in proc.stdout and "run" in proc.stdout, proc.stdout
+            ran.append(args[0])
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.communicate(timeout=30)
+    assert ran.count("run") == 2 and {"check", "list", "serve"} <= set(ran), ran

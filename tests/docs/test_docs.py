@@ -72,6 +72,7 @@ def _page_params() -> list[object]:
         name = str(page.relative_to(DOCS))
         if not name.startswith(RUN_ELSEWHERE):
             out.append(pytest.param(page, id=name))
+    out.append(pytest.param(ROOT / "README.md", id="README.md"))  # its shell session: tests/docs/test_doc_commands.py
     return out
 
 

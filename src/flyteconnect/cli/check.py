@@ -23,26 +23,48 @@ _MARK = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
     metavar="MODULE",
     help="A module to check (as with serve, list and run); repeatable, or give modules as arguments.",
 )
+@click.option(
+    "--input",
+    "input_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input of the job the run check creates (typed by the module's task when it has one); repeatable.",
+)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds each connector call may take.")
+@click.option("--budget", default=30.0, show_default=True, help="Seconds the run check polls its job for.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def check(
-    modules: tuple[str, ...], module_options: tuple[str, ...], timeout: float, strict: bool, as_json: bool
+    modules: tuple[str, ...],
+    module_options: tuple[str, ...],
+    input_pairs: tuple[str, ...],
+    timeout: float,
+    budget: float,
+    strict: bool,
+    as_json: bool,
 ) -> None:
     """Import MODULES (dotted paths or .py files, as arguments or -m) and check every connector they provide.
 
-    Checks: metadata valid, resource_meta round-trips, encode is deterministic, get on an unknown job is handled,
-    delete is idempotent, async methods do not block the event loop. get and delete are called on a job that
-    cannot exist, through the connector's real client: run where its credentials (or a test double) are available.
+    Checks: metadata valid, every connector class registered, resource_meta round-trips, encode is deterministic,
+    get on an unknown job is handled, delete is idempotent; run: one job driven as the server drives it (create with
+    --input values or ones derived from the module's task, get until terminal, outputs converted to literals, delete
+    twice); async methods do not block the event loop. Failures name the file and line to fix. Calls go through the
+    connector's real client: run where its credentials (or a test double) are available.
     """
     from flyteconnect.testing.check import CheckReport, check_module
 
     specs = (*module_options, *modules)
     if not specs:
         raise click.UsageError("name a module to check: flyteconnect check my_connector.py (or -m my_connector.py)")
+    inputs: dict[str, str] = {}
+    for pair in input_pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name:
+            raise click.UsageError(f"--input expects NAME=VALUE, got {pair!r}")
+        inputs[name] = value
     report = CheckReport()
     for spec in specs:
-        report.results.extend(check_module(spec, timeout).results)
+        report.results.extend(check_module(spec, timeout, inputs=inputs, budget=budget).results)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in report.results], indent=2))
     else:

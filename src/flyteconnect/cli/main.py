@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "run": "flyteconnect.cli.run:run",
     "check": "flyteconnect.cli.check:check",
     "migrate": "flyteconnect.cli.migrate:migrate_cmd",
+    "new": "flyteconnect.cli.new:new",
 }
 
 HELP: dict[str, str] = {
@@ -39,6 +40,7 @@ HELP: dict[str, str] = {
     "run": "Run a connector task locally or against a server.",
     "check": "Run the conformance checklist against a connector module.",
     "migrate": "Port a flytekit connector module to flyteconnect.",
+    "new": "Write a connector package to start from (tests, entry point, Dockerfile).",
 }
 
 

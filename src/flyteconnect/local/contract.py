@@ -23,12 +23,16 @@ from typing import Any
 from flyteconnect.connector import ConnectorBase, ConnectorMethod, Phase, Resource, is_terminal_phase
 from flyteconnect.errors import ConnectorError
 
-__all__ = ["StallWatch", "check_meta", "check_resource", "where"]
+__all__ = ["ConnectorContractError", "StallWatch", "check_meta", "check_resource", "where"]
 
 log = logging.getLogger("flyteconnect.local")
 
 STALL_THRESHOLD = 0.5
 """Seconds, the server's default ``--stall-threshold``."""
+
+
+class ConnectorContractError(ConnectorError):
+    """A connector returned what the server would refuse with INTERNAL (the message names the method and line)."""
 
 
 def where(func: Any) -> str:
@@ -56,13 +60,13 @@ def check_meta(connector: ConnectorBase, method: ConnectorMethod, meta: Any) -> 
     """The encoded resource_meta of a ``create`` result, or ConnectorError saying what the server would refuse."""
     meta_type = getattr(connector, "metadata_type", None)
     if meta_type is not None and not isinstance(meta, meta_type):
-        raise ConnectorError(
+        raise ConnectorContractError(
             f"{_method_label(connector, method)} returned {type(meta).__name__}, not its {meta_type.__name__}: "
             f"return {meta_type.__name__}(...) (the server answers INTERNAL)"
         )
     data = meta.encode()
     if not isinstance(data, (bytes, bytearray)):
-        raise ConnectorError(f"{type(meta).__name__}.encode() returned {type(data).__name__}, not bytes")
+        raise ConnectorContractError(f"{type(meta).__name__}.encode() returned {type(data).__name__}, not bytes")
     return bytes(data)
 
 
@@ -70,36 +74,37 @@ def check_resource(connector: ConnectorBase, method: ConnectorMethod, resource: 
     """``resource`` if the server could send it; ConnectorError naming the method and the problem otherwise."""
     label = _method_label(connector, method)
     if not isinstance(resource, Resource):
-        raise ConnectorError(f"{label} returned {type(resource).__name__}, expected flyteconnect.Resource")
+        raise ConnectorContractError(f"{label} returned {type(resource).__name__}, expected flyteconnect.Resource")
     phase = resource.phase
     if phase is None or phase not in Phase._value2member_map_ or phase == Phase.UNDEFINED:
         what = "UNDEFINED" if not phase else f"an unknown phase {phase!r}"
-        raise ConnectorError(
+        raise ConnectorContractError(
             f"{label} returned a Resource with phase {what}; "
             "return a real phase (QUEUED, RUNNING, SUCCEEDED, FAILED...)"
         )
     if method.name == "do" and not is_terminal_phase(phase):
         name = Phase(phase).name
-        raise ConnectorError(f"{label} returned phase {name}; a sync connector must return a terminal phase")
+        raise ConnectorContractError(f"{label} returned phase {name}; a sync connector must return a terminal phase")
     if resource.outputs is not None:
         from flyteconnect.literals import to_literal_map_bytes
 
         try:
             to_literal_map_bytes(resource.outputs)  # the server's reply path: what cannot go on the wire fails here
         except Exception as e:
-            raise ConnectorError(f"{label} returned a Resource that cannot be sent: {e}") from e
+            raise ConnectorContractError(f"{label} returned a Resource that cannot be sent: {e}") from e
     return resource
 
 
 class StallWatch:
     """The server's loop watchdog over in-process connector calls: warns when an ``async def`` method blocks."""
 
-    def __init__(self, threshold: float = STALL_THRESHOLD) -> None:
+    def __init__(self, threshold: float = STALL_THRESHOLD, *, warn: bool = True) -> None:
         self.threshold = threshold
+        self.warn = warn
         self._owners: dict[CodeType, tuple[ConnectorBase, str]] = {}
         self._watchdogs: dict[asyncio.AbstractEventLoop, Any] = {}
-        self.stalls: list[tuple[str, str, float]] = []
-        """(connector name, method, seconds so far) of each stall reported."""
+        self.stalls: list[tuple[str, str, float, str]] = []
+        """(connector name, method, seconds so far, file:line where the loop was) of each stall seen."""
 
     def watch(self, connectors: Iterable[ConnectorBase]) -> None:
         """Start watching the running loop (once per loop) for blocking calls of ``connectors``' async methods."""
@@ -112,9 +117,15 @@ class StallWatch:
         if loop not in self._watchdogs:
             from flyteconnect.server.watchdog import LoopWatchdog
 
-            watchdog = LoopWatchdog(self.threshold, self._on_stall, lambda: self._owners)
+            watchdog = LoopWatchdog(self.threshold, self._on_stall, lambda: self._owners, log_resume=self.warn)
             watchdog.start()
             self._watchdogs[loop] = watchdog
+
+    def stop_all(self) -> None:
+        """Stop every watchdog this watch started."""
+        for watchdog in self._watchdogs.values():
+            watchdog.stop()
+        self._watchdogs.clear()
 
     def stop(self) -> None:
         """Stop the watchdog of the running loop (if any)."""
@@ -130,7 +141,9 @@ class StallWatch:
         if stall.owner is None:
             return  # the runner's own loop, or the user's code around it: not a connector's to report
         connector, method = stall.owner
-        self.stalls.append((connector.name, method, stall.seconds))
+        self.stalls.append((connector.name, method, stall.seconds, stall.location))
+        if not self.warn:
+            return
         log.warning(
             "event loop blocked for over %.2fs by %s (task type %s), async method %s() at %s: it must not call "
             "blocking code; make it a plain def or await non-blocking calls (the server reports this too)",

@@ -43,6 +43,8 @@ class LoopWatchdog:
         threshold: float,
         on_stall: Callable[[Stall], None],
         owners: Callable[[], Mapping[CodeType, Any]] = dict,
+        *,
+        log_resume: bool = True,
     ) -> None:
         if threshold <= 0:
             raise ValueError("the stall threshold must be positive")
@@ -50,6 +52,7 @@ class LoopWatchdog:
         self._interval = threshold / 4
         self._on_stall = on_stall
         self._owners = owners
+        self._log_resume = log_resume
         self._last = time.monotonic()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -96,7 +99,7 @@ class LoopWatchdog:
             last = self._last
             behind = now - last
             if behind < self.threshold:
-                if reported:
+                if reported and self._log_resume:
                     # From the last beat before the stall to the first one after it.
                     log.warning("event loop resumed: the stall lasted about %.2fs", last - stalled_since)
                 reported = False

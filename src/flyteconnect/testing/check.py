@@ -8,12 +8,16 @@ Each check exercises one promise a connector makes to Propeller and to the serve
 - ``get unknown job``: ``get`` on a job that does not exist returns a Resource or raises a flyteconnect error
   (which the server maps to a clean status), not an arbitrary exception;
 - ``delete idempotent``: ``delete`` on that job, twice, succeeds both times;
+- ``run``: one job driven as the server drives it (``flyteconnect.testing.check_run``): ``create`` with the inputs the
+  author gives or derived from the module's task for the connector, ``get`` until terminal, the results refused
+  where the server refuses them (naming the method's file and line); then ``outputs`` (converted to literals and to
+  the task's declared types) and ``delete created job twice``;
 - ``loop not blocked``: no ``async def`` method stalls the event loop while it runs;
 - ``registered``: every connector class the module defines is registered (or named by an entry point), so that
   ``serve`` would serve it (a failure when the module registers none, a warning when it leaves some out).
 
-The calls go to the connector's real external system with a job id that cannot exist: run it where the connector's
-credentials (or a test double of its system) are available. Sync connectors only get the static checks.
+The calls go to the connector's real external system (one real job, deleted at the end, and a job id that cannot
+exist): run it where the connector's credentials (or a test double of its system) are available.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import inspect
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,20 +158,40 @@ class _LoopWatch:
         self._task.cancel()
 
 
-async def _call(
-    connector: ConnectorBase, name: str, timeout: float, stalls: dict[str, float], key: str, **kw: Any
-) -> Any:
+class _Stalls:
+    """The worst loop stall of each connector call, and where the loop was (the server's watchdog) when it stalled."""
+
+    def __init__(self, connector: ConnectorBase) -> None:
+        from flyteconnect.local.contract import StallWatch
+
+        self.connector = connector
+        self.worst: dict[str, float] = {}
+        self.where = StallWatch(STALL_THRESHOLD, warn=False)
+
+    async def watch(self, key: str, awaitable: Any) -> Any:
+        """Await ``awaitable``, one call of the method named by ``key``'s first word, recording its stall."""
+        method = self.connector.method(key.split()[0])
+        self.where.watch([self.connector])
+        watch = _LoopWatch()
+        try:
+            async with watch:
+                return await awaitable
+        finally:
+            self.worst[key] = watch.worst if method is not None and method.is_async else 0.0
+
+    def locations(self) -> str:
+        """Where blocking calls were seen: ``get() at file:line in get``, one per method."""
+        seen = {method: location for _, method, _, location in self.where.stalls}
+        return "; ".join(f"{method}() blocked at {location}" for method, location in seen.items())
+
+
+async def _call(connector: ConnectorBase, name: str, timeout: float, stalls: _Stalls, key: str, **kw: Any) -> Any:
     """Call method ``name`` (``def`` on a thread, ``async def`` on this loop), recording the worst loop stall."""
     from flyteconnect.local.backend import call_method
 
     method = connector.method(name)
     assert method is not None
-    watch = _LoopWatch()
-    try:
-        async with watch:
-            return await asyncio.wait_for(call_method(method, **kw), timeout)
-    finally:
-        stalls[key] = watch.worst if method.is_async else 0.0
+    return await asyncio.wait_for(stalls.watch(key, call_method(method, **kw)), timeout)
 
 
 def _label(connector: ConnectorBase) -> str:
@@ -242,10 +266,11 @@ def _handled(e: BaseException) -> bool:
     return isinstance(e, FlyteConnectError)
 
 
-async def _call_checks(connector: AsyncConnectorBase[Any], meta: ResourceMeta, timeout: float) -> list[CheckResult]:
+async def _call_checks(
+    connector: AsyncConnectorBase[Any], meta: ResourceMeta, timeout: float, stalls: _Stalls
+) -> list[CheckResult]:
     label = _label(connector)
     out: list[CheckResult] = []
-    stalls: dict[str, float] = {}
     try:
         resource = await _call(connector, "get", timeout, stalls, "get", resource_meta=meta)
         if isinstance(resource, Resource):
@@ -272,36 +297,73 @@ async def _call_checks(connector: AsyncConnectorBase[Any], meta: ResourceMeta, t
             problems.append(f"{attempt} delete raised {type(e).__name__}: {e}")
     detail = "; ".join(problems) or "deleting an unknown job twice succeeded"
     out.append(CheckResult(label, "delete idempotent", FAIL if problems else PASS, detail))
-    blocked = {k: v for k, v in stalls.items() if v > STALL_THRESHOLD}
-    if blocked:
-        worst = ", ".join(f"{k} held the loop {v * 1000:.0f} ms" for k, v in blocked.items())
-        out.append(
-            CheckResult(label, "loop not blocked", FAIL, f"{worst} (async def must not block: await, or use def)")
-        )
-    else:
-        kinds = {k: "async" if (m := connector.method(k.split()[0])) and m.is_async else "def" for k in stalls}
-        out.append(CheckResult(label, "loop not blocked", PASS, ", ".join(f"{k}: {v}" for k, v in kinds.items())))
     return out
 
 
-async def acheck_connector(connector: ConnectorBase, timeout: float = 10.0) -> list[CheckResult]:
-    """Run the checklist on one connector."""
+def _loop_check(connector: ConnectorBase, stalls: _Stalls) -> CheckResult:
+    """Blocking calls in ``async def`` methods, under their own heading, with where the loop was held."""
+    label = _label(connector)
+    blocked = {k: v for k, v in stalls.worst.items() if v > STALL_THRESHOLD}
+    if blocked:
+        worst = ", ".join(f"{k} held the loop {v * 1000:.0f} ms" for k, v in blocked.items())
+        where = stalls.locations()
+        detail = f"{worst}{'; ' + where if where else ''} (async def must not block: await, or use def)"
+        return CheckResult(label, "loop not blocked", FAIL, detail)
+    kinds = {
+        k.split()[0]: "async" if (m := connector.method(k.split()[0])) and m.is_async else "def" for k in stalls.worst
+    }
+    return CheckResult(label, "loop not blocked", PASS, ", ".join(f"{k}: {v}" for k, v in kinds.items()))
+
+
+async def acheck_connector(
+    connector: ConnectorBase,
+    timeout: float = 10.0,
+    *,
+    task: Any = None,
+    inputs: Mapping[str, str] | None = None,
+    budget: float = 30.0,
+) -> list[CheckResult]:
+    """Run the checklist on one connector; ``task`` (one the module defines) and ``inputs`` (text, as with
+    ``--input``) feed the ``run`` check, which ``budget`` seconds of polling bound."""
+    from flyteconnect.testing.check_run import derive_inputs, run_check
+
+    label = _label(connector)
     results = _static_checks(connector)
-    if not isinstance(connector, AsyncConnectorBase):
-        results.append(CheckResult(_label(connector), "calls", SKIP, "sync connector: do() needs a real task to run"))
-        return results
-    meta_results, meta = _meta_checks(connector)
-    results.extend(meta_results)
-    if meta is not None:
-        results.extend(await _call_checks(connector, meta, timeout))
+    stalls = _Stalls(connector)
+    if isinstance(connector, AsyncConnectorBase):
+        meta_results, meta = _meta_checks(connector)
+        results.extend(meta_results)
+        if meta is not None:
+            results.extend(await _call_checks(connector, meta, timeout, stalls))
+    try:
+        values, origin = derive_inputs(task, inputs or {})
+    except ValueError as e:
+        results.append(CheckResult(label, "run", SKIP, str(e)))
+    else:
+        if connector.is_sync and task is None and not inputs:
+            results.append(CheckResult(label, "run", SKIP, "sync connector: define a task for it or pass --input"))
+        else:
+            rows = await run_check(connector, task, values, origin, timeout=timeout, budget=budget, watch=stalls.watch)
+            results.extend(CheckResult(label, check, status, detail) for check, status, detail in rows)
+    results.append(_loop_check(connector, stalls))
+    stalls.where.stop_all()
     return results
 
 
-def check_connector(connector: ConnectorBase, timeout: float = 10.0) -> CheckReport:
-    """Run the checklist on ``connector`` and return the report."""
+def check_connector(
+    connector: ConnectorBase,
+    timeout: float = 10.0,
+    *,
+    task: Any = None,
+    inputs: Mapping[str, str] | None = None,
+    budget: float = 30.0,
+) -> CheckReport:
+    """Run the checklist on ``connector`` and return the report (``task``, ``inputs``: see acheck_connector)."""
     from flyteconnect.local.sync import run_sync
 
-    return CheckReport(run_sync(lambda: acheck_connector(connector, timeout), label="check"))
+    return CheckReport(
+        run_sync(lambda: acheck_connector(connector, timeout, task=task, inputs=inputs, budget=budget), label="check")
+    )
 
 
 def connectors_in_module(module: types.ModuleType, registered: Iterable[ConnectorBase] = ()) -> list[Any]:
@@ -333,9 +395,14 @@ def connectors_in_module(module: types.ModuleType, registered: Iterable[Connecto
     return list(found.values())
 
 
-def check_module(spec: str, timeout: float = 10.0) -> CheckReport:
-    """Import ``spec`` (a dotted module or a ``.py`` file) and run the checklist on every connector it provides."""
+def check_module(
+    spec: str, timeout: float = 10.0, *, inputs: Mapping[str, str] | None = None, budget: float = 30.0
+) -> CheckReport:
+    """Import ``spec`` (a dotted module or a ``.py`` file) and run the checklist on every connector it provides.
+
+    Each connector's ``run`` check uses the task the module defines for it (if any) and ``inputs``."""
     from flyteconnect.local.sync import run_sync
+    from flyteconnect.testing.check_run import task_for
 
     default = ConnectorRegistry.default()
     before = set(default.categories())
@@ -368,7 +435,8 @@ def check_module(spec: str, timeout: float = 10.0) -> CheckReport:
                     CheckResult(cls.__name__, "metadata", FAIL, f"cannot be built: {type(error).__name__}: {error}")
                 )
                 continue
-            results.extend(await acheck_connector(item, timeout))
+            task = task_for(typing.cast(types.ModuleType, module), item)
+            results.extend(await acheck_connector(item, timeout, task=task, inputs=inputs, budget=budget))
         return results
 
     report.results.extend(run_sync(run_all, label="check"))
