@@ -188,6 +188,6 @@ def test_a_wrongly_typed_output_is_called_an_output_in_process_too(module: Path)
 def test_no_connector_in_process_names_what_is_registered_and_suggests_m(module: Path) -> None:
     proc = run(module.parent, "mistakes.py:nobody")
     assert proc.returncode == 4
-    assert "no connector for task category unserved_v0" in proc.stderr
+    assert "Cannot find connector for task category: unserved_v0. None is registered in this process" in proc.stderr
     assert "registered: blocks_v0, fails_v0, object_outputs_v0, raises_v0, slow_v0, wrong_type_v0" in proc.stderr
     assert "-m my_connector.py" in proc.stderr

@@ -295,6 +295,5 @@ def test_executor_mixins_run_flytekit_style_task_classes() -> None:
     t = PlainTask("p", "plain", {}, {})
     t.execute()
     t._task_type = "non-exist-type"
-    # flytekit says "Cannot find connector for task category: non-exist-type."; ours names the category too.
-    with pytest.raises(ConnectorNotFound, match="task category non-exist-type_v0"):
+    with pytest.raises(ConnectorNotFound, match="Cannot find connector for task category: non-exist-type"):
         t.execute()
