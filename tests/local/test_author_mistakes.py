@@ -62,7 +62,7 @@ MODULE = textwrap.dedent(
         task_type_name = "blocks"
 
         async def get(self, resource_meta, **kwargs):
-            time.sleep(0.8)
+            time.sleep(1.5)  # well past the 0.5 s threshold: reported even when the machine is loaded
             return Resource(phase=Phase.SUCCEEDED)
 
 

@@ -117,7 +117,10 @@ class StallWatch:
         if loop not in self._watchdogs:
             from flyteconnect.server.watchdog import LoopWatchdog
 
-            watchdog = LoopWatchdog(self.threshold, self._on_stall, lambda: self._owners, log_resume=self.warn)
+            # Quiet watches (flyteconnect check) want the line of every stall, even on a loaded machine.
+            watchdog = LoopWatchdog(
+                self.threshold, self._on_stall, lambda: self._owners, log_resume=self.warn, forgive_starvation=self.warn
+            )
             watchdog.start()
             self._watchdogs[loop] = watchdog
 

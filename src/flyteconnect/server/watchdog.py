@@ -36,7 +36,11 @@ class Stall:
 
 
 class LoopWatchdog:
-    """Watch one event loop; call ``on_stall(Stall)`` from the watchdog thread when it blocks beyond ``threshold``."""
+    """Watch one event loop; call ``on_stall(Stall)`` from the watchdog thread when it blocks beyond ``threshold``.
+
+    ``log_resume=False`` leaves out the "resumed" log line; ``forgive_starvation=False`` reports stalls even when
+    the watchdog itself woke late (a development tool that wants every blocking line, not a server's blame).
+    """
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class LoopWatchdog:
         owners: Callable[[], Mapping[CodeType, Any]] = dict,
         *,
         log_resume: bool = True,
+        forgive_starvation: bool = True,
     ) -> None:
         if threshold <= 0:
             raise ValueError("the stall threshold must be positive")
@@ -53,6 +58,7 @@ class LoopWatchdog:
         self._on_stall = on_stall
         self._owners = owners
         self._log_resume = log_resume
+        self._forgive_starvation = forgive_starvation
         self._last = time.monotonic()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,7 +98,7 @@ class LoopWatchdog:
             if self._loop is not None and self._loop.is_closed():
                 return  # a loop closed without stop() (a local run's): nothing left to watch
             now = time.monotonic()
-            if now - before - self._interval > self.threshold / 2:
+            if self._forgive_starvation and now - before - self._interval > self.threshold / 2:
                 # This thread woke up late too: the whole process was starved of CPU (throttling, an overloaded
                 # node), which is not a connector's fault. Look again once everyone has had a chance to run.
                 continue
