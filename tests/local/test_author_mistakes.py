@@ -191,3 +191,51 @@ def test_no_connector_in_process_names_what_is_registered_and_suggests_m(module:
     assert "Cannot find connector for task category: unserved_v0. None is registered in this process" in proc.stderr
     assert "registered: blocks_v0, fails_v0, object_outputs_v0, raises_v0, slow_v0, wrong_type_v0" in proc.stderr
     assert "-m my_connector.py" in proc.stderr
+
+
+async def test_the_resume_line_gives_the_stalls_whole_length(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+    import time
+
+    from flyteconnect.server.watchdog import LoopWatchdog
+
+    stalls = []
+    watchdog = LoopWatchdog(0.2, stalls.append, forgive_starvation=False)
+    watchdog.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="flyteconnect.server.watchdog"):
+            await asyncio.sleep(0.1)
+            time.sleep(0.6)  # noqa: ASYNC251 - the blocking call on the loop under test
+            while not any("resumed" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110 - a log line
+                await asyncio.sleep(0.05)
+    finally:
+        watchdog.stop()
+    assert len(stalls) == 1 and stalls[0].seconds < 0.6  # reported while still blocked: "for over ..."
+    (line,) = [r.getMessage() for r in caplog.records if "resumed" in r.getMessage()]
+    lasted = float(re.search(r"the stall lasted about (\d+\.\d+)s", line).group(1))  # type: ignore[union-attr]
+    assert lasted >= 0.6  # from the last beat before the block to the first after it: at least the block
+
+
+def test_shell_completion_as_documented() -> None:
+    env = {**os.environ, "_FLYTECONNECT_COMPLETE": "bash_complete", "COMP_WORDS": "flyteconnect ne", "COMP_CWORD": "1"}
+    proc = subprocess.run([FLYTECONNECT], capture_output=True, text=True, env=env, timeout=60)
+    assert "plain,new" in proc.stdout.splitlines(), proc.stdout
+    source = subprocess.run(
+        [FLYTECONNECT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "_FLYTECONNECT_COMPLETE": "bash_source"},
+    )
+    assert "complete -o nosort -F _flyteconnect_completion flyteconnect" in source.stdout
+
+
+def test_run_help_describes_every_option() -> None:
+    from click import Context
+
+    from flyteconnect.cli.run import run
+
+    undescribed = [p.opts[0] for p in run.params if hasattr(p, "help") and p.param_type_name == "option" and not p.help]
+    assert undescribed == [], undescribed
+    assert run.get_help(Context(run)).count("Seconds before the first get") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,6 +156,8 @@ def test_signal_deletes_the_job_once_and_exits_cleanly(tmp_path: Path, sig: int,
     assert log.read_text().splitlines() == ["create", "delete"]
     assert "Traceback" not in err
     assert "cancelled: job deleted" in err  # the progress line
+    assert re.search(r"\] cancelled while (starting|RUNNING); job deleted \(", err), err
+    assert "CancelledError" not in err  # the last progress line says what happened, not an exception class
 
 
 def test_built_in_connector_found_through_its_entry_point(tmp_path: Path) -> None:

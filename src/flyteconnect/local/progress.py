@@ -42,14 +42,15 @@ class RunState:
         """How the run ended, in words: ``SUCCEEDED``, ``cancelled while RUNNING; job deleted``, ``FAILED: why``..."""
         if error is None:
             return self.phase_name
+        where = self.phase_name if self.phase else "starting"  # no status yet: created, or being created
+        deleted = "; job deleted" if self.note.endswith("job deleted") else ""
         if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)) or type(error).__name__ == "TaskCancelled":
-            deleted = "; job deleted" if self.note.endswith("job deleted") else ""
-            return f"cancelled while {self.phase_name}{deleted}"
+            return f"cancelled while {where}{deleted}"
         if type(error).__name__ == "TaskTimeout":
-            return f"timed out while {self.phase_name}" + ("; job deleted" if self.note.endswith("job deleted") else "")
+            return f"timed out while {where}{deleted}"
         if type(error).__name__ == "TaskFailed":
             return self.phase_name + (f": {self.message}" if self.message else "")
-        return f"{self.phase_name}, failed: {type(error).__name__}"
+        return f"{where}, failed: {type(error).__name__}"
 
     def links_text(self) -> str:
         """Log links as ``name: uri`` pairs."""
