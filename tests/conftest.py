@@ -21,6 +21,16 @@ from support import free_port, wait_for_port
 collect_ignore = [] if importlib.util.find_spec("flytekit") else ["compat"]
 
 
+@pytest.fixture(autouse=True)
+def forget_secret_values() -> Iterator[None]:
+    """Each test starts with no remembered secret values: a value one test resolved (say ``127.0.0.1``) would
+    otherwise be masked in every later test's messages, as it is, by design, in a long-running server."""
+    yield
+    from flyteconnect import redaction
+
+    redaction.VALUES.clear()
+
+
 @pytest.fixture
 def allow_loopback_egress() -> Iterator[None]:
     """Let connectors reach loopback, where the test servers listen (the default egress policy refuses it)."""
