@@ -7,12 +7,17 @@ through ``flyteconnect serve -m benchmarks.flytekit_connectors`` (flyteconnect_c
 runner (alternating rounds, every call checked gRPC OK). The table gives, per scenario, the median of the per-round
 req/s ratios flyteconnect / flytekit and the CPU-per-call ratio flytekit / flyteconnect (both > 1: flyteconnect
 is cheaper). Writes results/flytekit_compat/latest.{json,md} (``--smoke``: a scratch directory).
+
+``--function-calls [N]`` instead counts the Python calls per request of each servicer method in-process
+(``benchmarks.flytekit_handlers``, in the compat virtualenv): exact from run to run, where req/s on a shared
+machine is not. Writes results/flytekit_compat/function_calls.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -94,6 +99,34 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def function_calls(calls: int, out: Path) -> int:
+    """Run ``benchmarks.flytekit_handlers`` in the compat virtualenv; print and write its table."""
+    venv = compat_venv()
+    env = {**os.environ, "PYTHONPATH": f"{servers.ROOT / 'src'}:{servers.ROOT}", "FLYTE_SDK_LOGGING_LEVEL": "40"}
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-W", "ignore", "-m", "benchmarks.flytekit_handlers", str(calls)],
+        env=env,
+        cwd=servers.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = [
+        f"# Python calls per request, in-process ({calls} requests each, cProfile)\n",
+        "| Scenario | flyteconnect | flytekit | flytekit / flyteconnect |",
+        "|---|--:|--:|--:|",
+    ]
+    for name, by_server in counts.items():
+        ours, theirs = by_server["flyteconnect"], by_server["flytekit"]
+        lines.append(f"| {scenarios.by_name(name).title} | {ours} | {theirs} | {theirs / ours:.2f} |")
+    table = "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "function_calls.md").write_text(table)
+    print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run it; exit status 0 when it ran (ratios are reported, never enforced)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.flytekit_compat", description=__doc__)
@@ -102,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, help="rounds per scenario (default 5)")
     p.add_argument("--pool-size", type=int, default=16)
     p.add_argument("--out", type=Path, help="result directory")
+    p.add_argument("--function-calls", type=int, nargs="?", const=1000, metavar="N", help="count calls in-process")
     args = p.parse_args(argv)
+    if args.function_calls:
+        return function_calls(args.function_calls, args.out or RESULTS)
     chosen = [sc for sc in scenarios.select(args.scenario) if sc.flytekit and sc.subject == "flyteconnect"]
     work = Path(tempfile.mkdtemp(prefix="flyteconnect-bench-fk-"))
     out = args.out or (work / "results" if args.smoke else RESULTS)
