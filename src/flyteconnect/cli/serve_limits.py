@@ -36,7 +36,7 @@ def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default=d.max_concurrent_rpcs or 0,
             show_default=True,
             type=click.IntRange(0),
-            help="Calls in flight (a call whose reply is unread counts) before RESOURCE_EXHAUSTED; 0: no limit.",
+            help="Calls being worked on before RESOURCE_EXHAUSTED (grpc caps all calls at 4x + 128); 0: no limit.",
         ),
         click.option(
             "--max-reply-bytes-in-flight",

@@ -6,8 +6,9 @@ holds about 2 MiB (grpc's copy and ours) for as long as the client sits on it. S
 - connections (``max_connections``), streams per connection (``max_concurrent_streams``), and how long a dead or
   idle peer keeps its connection (keepalive pings it must answer, idle and age limits): grpc channel options,
   ``grpc_options``;
-- calls in flight (``max_concurrent_rpcs``): a call holds its slot until its reply has been taken by the
-  transport, so stalled calls count; one more answers RESOURCE_EXHAUSTED at once;
+- calls being worked on (``max_concurrent_rpcs``): a call holds a slot while its handler runs (the connector
+  call, the reply's encoding); one more answers RESOURCE_EXHAUSTED at once. grpc's own limit, four times higher
+  (``grpc_rpc_cap``), also counts the calls whose reply is written but not yet sent (a caller not reading);
 - bytes of replies in flight (``max_reply_bytes``): the serialized replies the server writes itself (CreateTask,
   GetTask, ExecuteTaskSync) of at least ``CHARGED_FROM`` bytes are charged until their call ends; a reply that would
   go over answers RESOURCE_EXHAUSTED instead (a single reply larger than the whole budget still goes when nothing
@@ -15,9 +16,10 @@ holds about 2 MiB (grpc's copy and ours) for as long as the client sits on it. S
   large replies are gone, the heap they came from is trimmed (``trim_heap``), so the RSS returns near its baseline.
 
 Both call limits are applied by ``GuardedHandlers``, a generic handler in front of the protocols' handlers. Health
-is registered beside it, not behind it: it keeps answering while connector calls are refused. grpc's own
-``maximum_concurrent_rpcs`` is set above the call limit (``grpc_rpc_cap``), a backstop against floods of calls
-that never reach a handler, leaving health room.
+is registered beside it, not behind it: it keeps answering while connector calls are refused, as long as grpc's
+own limit is not reached (it keeps ``HEALTH_ROOM`` calls for health above four times the call limit). Per call the
+guard costs a coroutine and a counter (no done callback: that would cost as much again, measured); only large
+replies register one.
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ __all__ = ["CHARGED_FROM", "Admission", "GuardedHandlers", "Limits", "grpc_optio
 MiB = 1024 * 1024
 CHARGED_FROM = 16 * 1024
 """Replies smaller than this are not charged to the reply budget (the common poll answer is a few hundred bytes)."""
+STALLED_FACTOR = 4
+"""grpc's own cap is this many times ``max_concurrent_rpcs`` (plus HEALTH_ROOM): calls whose handler returned but
+whose reply is not sent yet (a caller not reading) count there, not in ``max_concurrent_rpcs``."""
 HEALTH_ROOM = 128
-"""Calls grpc admits beyond the connector-call limit, for health checks."""
+"""Calls grpc admits beyond that, for health checks."""
+_current_task = asyncio.current_task
 TRIM_AFTER = 16 * MiB
 """Trim the heap once no large reply is in flight if at least this much was charged since the last trim..."""
 TRIM_DELAY = 1.0
@@ -109,10 +115,11 @@ def grpc_options(limits: Limits) -> list[tuple[str, Any]]:
 
 
 def grpc_rpc_cap(limits: Limits) -> int | None:
-    """grpc's own limit on calls in flight: the connector-call limit plus room for health checks."""
+    """grpc's own limit on calls in flight, whatever they are doing (replies not yet sent included): four times
+    the limit on calls being worked on, plus room for health checks."""
     if limits.max_concurrent_rpcs is None:
         return None
-    return limits.max_concurrent_rpcs + HEALTH_ROOM
+    return STALLED_FACTOR * limits.max_concurrent_rpcs + HEALTH_ROOM
 
 
 class Admission:
@@ -131,11 +138,11 @@ class Admission:
         self._untrimmed = 0  # bytes of large replies charged since the heap was last trimmed
         self._trim_pending = False
 
-    def release(self, context: Any) -> None:
-        """A call ended (a done callback)."""
+    def release(self) -> None:
+        """An admitted call's handler returned."""
         self.calls -= 1
 
-    def _free(self, size: int, context: Any) -> None:
+    def _free(self, size: int, task: Any) -> None:
         self.reply_bytes -= size
         self.full = False
         if self.reply_bytes == 0 and self._untrimmed >= TRIM_AFTER and not self._trim_pending:
@@ -165,8 +172,7 @@ class Admission:
             return self._refuse(context, f"{limit} calls in flight (--max-concurrent-rpcs)")
         if self.full:
             return self._over_budget(self.limits.max_reply_bytes or 0, context)
-        self.calls += 1
-        context.add_done_callback(self.release)
+        self.calls += 1  # given back by the guarded handler when it returns (``release``)
         return True
 
     def charge(self, size: int, context: grpc.aio.ServicerContext) -> bool:
@@ -177,7 +183,9 @@ class Admission:
             return self._over_budget(budget, context)
         self.reply_bytes += size
         self._untrimmed += size
-        context.add_done_callback(functools.partial(self._free, size))
+        # Held until grpc's task for the call ends: the reply and status were sent, or the call failed (its peer
+        # left). A task's done callbacks are dropped once run (a context's would make a reference cycle).
+        _current_task().add_done_callback(functools.partial(self._free, size))  # type: ignore[union-attr]
         return True
 
     def _over_budget(self, budget: int, context: grpc.aio.ServicerContext) -> bool:
@@ -197,7 +205,9 @@ class Admission:
         """Prometheus families: calls and reply bytes in flight, and rejections by limit."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        yield GaugeMetricFamily("flyte_connector_calls_in_flight", "Calls holding a call slot", value=self.calls)
+        yield GaugeMetricFamily(
+            "flyte_connector_calls_in_flight", "Connector calls being worked on (handlers running)", value=self.calls
+        )
         yield GaugeMetricFamily(
             "flyte_connector_reply_bytes_in_flight",
             "Bytes of large replies written but not yet taken by their callers",
@@ -215,6 +225,8 @@ def _guard(handler: grpc.RpcMethodHandler, admission: Admission) -> grpc.RpcMeth
     """``handler`` behind ``admission``: its behaviour takes a call slot first and charges large bytes replies."""
     import grpc
 
+    if admission.limits.max_concurrent_rpcs is None and admission.limits.max_reply_bytes is None:
+        return handler  # both call limits off: nothing to do per call
     if handler.request_streaming and handler.response_streaming:
         kind, behavior, make = "stream_stream", handler.stream_stream, grpc.stream_stream_rpc_method_handler
     elif handler.request_streaming:
@@ -223,7 +235,7 @@ def _guard(handler: grpc.RpcMethodHandler, admission: Admission) -> grpc.RpcMeth
         kind, behavior, make = "unary_stream", handler.unary_stream, grpc.unary_stream_rpc_method_handler
     else:
         kind, behavior, make = "unary_unary", handler.unary_unary, grpc.unary_unary_rpc_method_handler
-    admit, charge = admission.admit, admission.charge
+    admit, charge, release = admission.admit, admission.charge, admission.release
     guarded: Callable[..., Any]
     # A refused call returns at once with its status set; grpc sends no reply for a status other than OK.
     if inspect.isasyncgenfunction(behavior):
@@ -231,19 +243,25 @@ def _guard(handler: grpc.RpcMethodHandler, admission: Admission) -> grpc.RpcMeth
         async def guarded_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if not admit(context):
                 return
-            async for reply in behavior(request, context):
-                if type(reply) is bytes and len(reply) >= CHARGED_FROM and not charge(len(reply), context):
-                    return
-                yield reply
+            try:
+                async for reply in behavior(request, context):
+                    if type(reply) is bytes and len(reply) >= CHARGED_FROM and not charge(len(reply), context):
+                        return
+                    yield reply
+            finally:
+                release()
 
         guarded = guarded_stream
     elif inspect.iscoroutinefunction(behavior):
         if kind.endswith("stream"):  # the reader/writer API: the handler writes; only its call slot is taken
 
             async def guarded_writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if admit(context):
+                if not admit(context):
+                    return None
+                try:
                     return await behavior(request, context)
-                return None
+                finally:
+                    release()
 
             guarded = guarded_writer
         else:
@@ -251,7 +269,10 @@ def _guard(handler: grpc.RpcMethodHandler, admission: Admission) -> grpc.RpcMeth
             async def guarded_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if not admit(context):
                     return b""
-                reply = await behavior(request, context)
+                try:
+                    reply = await behavior(request, context)
+                finally:
+                    release()
                 if type(reply) is bytes and len(reply) >= CHARGED_FROM and not charge(len(reply), context):
                     return b""
                 return reply
