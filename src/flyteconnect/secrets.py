@@ -38,6 +38,7 @@ __all__ = [
     "check_secret_names",
     "get_connector_secret",
     "get_secret",
+    "is_request_secret",
     "request_secrets",
 ]
 
@@ -113,6 +114,11 @@ def request_secrets(secrets: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _request_secrets.reset(token)
+
+
+def is_request_secret(key: str) -> bool:
+    """True when the request being served carries ``key`` itself (the caller's secret, not the server's)."""
+    return key in _request_secrets.get()
 
 
 def _env_prefix() -> str:

@@ -19,6 +19,8 @@ from flyteidl.core import interface_pb2, tasks_pb2, types_pb2
 
 from flyteconnect.connector import Phase, Resource
 from flyteconnect.connectors.postgres import PostgresConnector
+from flyteconnect.connectors.storage_reach import OutputReach
+from flyteconnect.egress import EgressPolicy
 from flyteconnect.errors import TransientError
 from flyteconnect.registry import ConnectorRegistry, discover_connectors
 from flyteconnect.secrets import InvalidSecretName, request_secrets
@@ -43,8 +45,16 @@ def table(postgres_server: Any) -> str:
 
 
 @pytest.fixture
-async def pg() -> AsyncIterator[PostgresConnector]:
-    connector = PostgresConnector(max_connections=4, connect_timeout_sec=2)
+async def pg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PostgresConnector]:
+    """As ``serve --postgres-allow-caller-dsn --egress-allow 127.0.0.1 --output-root <pytest's temp>`` sets it up:
+    the tests' DSNs name the throwaway cluster on loopback, and results may be written under the temp directories."""
+    connector = PostgresConnector(
+        max_connections=4,
+        connect_timeout_sec=2,
+        allow_caller_dsn=True,
+        egress_policy=EgressPolicy.from_allow(["127.0.0.1"]),
+        output_reach=OutputReach(roots=(str(tmp_path_factory.getbasetemp()),)),
+    )
     yield connector
     await connector.aclose()
 
@@ -184,18 +194,34 @@ async def test_a_dsn_secret_that_is_a_path_is_the_callers_error(pg: PostgresConn
 
 async def test_unreachable_server_is_transient(pg: PostgresConnector) -> None:
     template = query("SELECT 1", {"dsn": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"})
-    with pytest.raises(TransientError, match=r"PostgreSQL unavailable: no connection within 2s: .*refused"):
-        await pg.do(template, "/o")
+    with pytest.raises(TransientError, match=r"PostgreSQL unavailable: .*127\.0\.0\.1.*refused"):
+        await pg.do(template, "/o")  # the caller's own database: its address may be named
 
 
-async def test_one_pool_reused_and_discovered_by_entry_point(postgres_server: Any) -> None:
+async def test_the_operators_unreachable_server_is_transient_and_unnamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv("_FSEC_POSTGRES_DSN", f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    connector = PostgresConnector(max_connections=1, connect_timeout_sec=1)
+    try:
+        with pytest.raises(TransientError, match=r"PostgreSQL unavailable: no connection within 1s: .*refused") as e:
+            await connector.do(query("SELECT 1"), "/o")
+    finally:
+        await connector.aclose()
+    assert "127.0.0.1" not in str(e.value) and str(port) in str(e.value)
+    assert "<database>" in str(e.value)  # the operator's database is the server's business
+
+
+async def test_one_pool_reused_and_discovered_by_entry_point(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("_FSEC_POSTGRES_DSN", postgres_server.dsn)  # the operator's DSN: pooled
     found = discover_connectors()
     assert not found.failures, found.failures
     connector = ConnectorRegistry(found.connectors).get_connector("postgres_query")
     assert isinstance(connector, PostgresConnector) and connector.is_sync
     assert found.sources["postgres_query_v0"] == "postgres = flyteconnect.connectors.postgres:PostgresConnector"
     try:
-        template = query("SELECT pg_backend_pid() AS pid", {"dsn": postgres_server.dsn})
+        template = query("SELECT pg_backend_pid() AS pid")
         assert rows_of(await connector.do(template, "/o"))[0]["pid"] > 0
         pool = await connector._pool(postgres_server.dsn).get()
         assert rows_of(await connector.do(template, "/o"))[0]["pid"] > 0

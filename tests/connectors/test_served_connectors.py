@@ -20,6 +20,7 @@ from connector_helpers import free_port
 from flyteidl.admin import agent_pb2
 
 from flyteconnect.connector import Phase
+from flyteconnect.connectors.postgres_dsn import allow_caller_dsn
 from flyteconnect.connectors.sensor_reach import SensorReach, set_default_reach
 from flyteconnect.local.task import ConnectorTask
 from flyteconnect.models import LiteralMap
@@ -220,9 +221,12 @@ async def test_sensor_other_than_file_sensor_is_refused(fake_propeller: FakeProp
 
 @pytest.mark.postgres
 @pytest.mark.both_protocols
-async def test_postgres(postgres_server: Any, fake_propeller: FakePropeller) -> None:
+@pytest.mark.usefixtures("allow_loopback_egress")
+async def test_postgres(postgres_server: Any, fake_propeller: FakePropeller, request: pytest.FixtureRequest) -> None:
     fp = fake_propeller
     protocol = fp.protocol
+    allow_caller_dsn(True)  # serve --postgres-allow-caller-dsn: the tasks below name the test cluster themselves
+    request.addfinalizer(lambda: allow_caller_dsn(None))
     typed = ConnectorTask(
         "add_one",
         "postgres_query",

@@ -327,6 +327,29 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_dir: str | No
     "No local file is watched without one. Env: FLYTECONNECT_SENSOR_ROOTS (commas).",
 )
 @click.option(
+    "--output-allow-protocol",
+    "output_protocols",
+    multiple=True,
+    metavar="PROTOCOL",
+    help="Remote protocol connectors may write outputs to; repeatable, replaces the default object stores "
+    "(s3, gs, abfs and aliases; 'none': no remote protocol). Env: FLYTECONNECT_OUTPUT_ALLOW_PROTOCOLS (commas).",
+)
+@click.option(
+    "--output-root",
+    "output_roots",
+    multiple=True,
+    metavar="DIR|URL",
+    help="Local directory (or URL prefix) connectors may write outputs under; repeatable. No local file is written "
+    "without one. Env: FLYTECONNECT_OUTPUT_ROOTS (commas).",
+)
+@click.option(
+    "--postgres-allow-caller-dsn",
+    is_flag=True,
+    default=None,
+    help="Let PostgreSQL tasks bring their own connection string (custom.dsn, or a Flyte 2 request's postgres_dsn "
+    "secret), checked against the egress policy. Env: FLYTECONNECT_POSTGRES_ALLOW_CALLER_DSN=1.",
+)
+@click.option(
     "--state-url",
     envvar="FLYTECONNECT_STATE_URL",
     default=None,
@@ -386,7 +409,7 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
     from flyteconnect.server.logs import configure_logging
 
     configure_logging(opts["log_level"], opts["log_format"])
-    _configure_sensor_reach(opts)
+    _configure_storage_reach(opts)
     _configure_egress(opts["egress_allow"])
     worker = opts["worker_index"]
     supervisor = os.environ.get("FLYTECONNECT_SUPERVISOR")
@@ -441,18 +464,25 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
         raise click.ClickException(_bind_error(opts["host"], opts["port"], e) or str(e)) from None
 
 
-def _configure_sensor_reach(opts: dict[str, Any]) -> None:
-    """Set the file sensor's reach from the options, else from the environment (each setting on its own)."""
-    from flyteconnect.connectors.sensor_reach import ENV_PROTOCOLS, ENV_ROOTS, SensorReach, set_default_reach
+def _configure_storage_reach(opts: dict[str, Any]) -> None:
+    """Set the file sensor's and the outputs' reach from the options, else from the environment (each on its own)."""
+    from flyteconnect.connectors.postgres_dsn import allow_caller_dsn
+    from flyteconnect.connectors.sensor_reach import SensorReach, set_default_reach
+    from flyteconnect.connectors.storage_reach import OutputReach, StorageReach, set_output_reach
 
-    protocols = opts["sensor_protocols"] or (
-        os.environ[ENV_PROTOCOLS].split(",") if ENV_PROTOCOLS in os.environ else None
-    )
-    roots = opts["sensor_roots"] or os.environ.get(ENV_ROOTS, "").split(",")
-    try:
-        set_default_reach(SensorReach.from_options(protocols, roots))
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--sensor-allow-protocol/--sensor-root") from None
+    def reach(kind: type[StorageReach], protocols_key: str, roots_key: str) -> Any:
+        env_protocols = os.environ.get(kind.ENV_PROTOCOLS)
+        protocols = opts[protocols_key] or (env_protocols.split(",") if env_protocols is not None else None)
+        roots = opts[roots_key] or os.environ.get(kind.ENV_ROOTS, "").split(",")
+        try:
+            return kind.from_options(protocols, roots)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint=f"{kind.PROTOCOL_OPTION}/{kind.ROOT_OPTION}") from None
+
+    set_default_reach(reach(SensorReach, "sensor_protocols", "sensor_roots"))
+    set_output_reach(reach(OutputReach, "output_protocols", "output_roots"))
+    if opts["postgres_allow_caller_dsn"]:
+        allow_caller_dsn(True)
 
 
 def _configure_egress(allow: Sequence[str]) -> None:

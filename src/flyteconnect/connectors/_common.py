@@ -1,4 +1,5 @@
-"""Helpers shared by the built-in connectors: per-event-loop clients and literal rendering for templates."""
+"""Helpers shared by the built-in connectors: per-event-loop clients, literal rendering, storage settings, and
+keeping the server's endpoints out of the error text callers see."""
 
 from __future__ import annotations
 
@@ -6,16 +7,26 @@ import asyncio
 import base64
 import json
 import os
+import re
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from flyteidl.core import literals_pb2
 
 from flyteconnect.loops import on_loop_close
 from flyteconnect.protostruct import struct_to_dict
 
-__all__ = ["PerLoop", "dict_literal", "literal_value", "literal_values", "storage_options"]
+__all__ = [
+    "PerLoop",
+    "caller_text",
+    "dict_literal",
+    "literal_value",
+    "literal_values",
+    "scrub_endpoints",
+    "storage_options",
+]
 
 C = TypeVar("C")
 
@@ -135,3 +146,37 @@ def storage_options(protocol: str) -> dict[str, Any]:
     if key and secret:
         options["key"], options["secret"] = key, secret
     return options
+
+
+ENDPOINT_VARIABLES = ("FLYTE_AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST")
+"""Where the server's storage endpoints are configured (S3-compatible stores, the GCS emulator)."""
+_HTTP_URL = re.compile(r"\bhttps?://[^\s'\"<>()\[\]]+", re.IGNORECASE)
+
+
+def scrub_endpoints(text: str, names: Iterable[str] = (), label: str = "<endpoint>") -> str:
+    """``text`` (a storage or database library's error) without the server's endpoints, for a caller to read.
+
+    HTTP(S) URLs (botocore's ``Could not connect to the endpoint URL: "http://..."``), the hosts and ``host:port`` of
+    the storage endpoints configured in ``ENDPOINT_VARIABLES``, and ``names`` become ``label``. Paths the caller
+    named are not URLs of the server's and stay, so the message still says what failed.
+    """
+    hosts = set(names)
+    for variable in ENDPOINT_VARIABLES:
+        value = os.environ.get(variable, "").strip()
+        if value:
+            parts = urlsplit(value if "://" in value else f"//{value}")
+            hosts.update(h for h in (parts.netloc, parts.hostname) if h)
+    text = _HTTP_URL.sub(label, text)
+    for host in sorted(hosts, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-]|\.\w)", label, text)
+    return text
+
+
+def caller_text(text: str) -> str:
+    """``text`` as the server's error details show it: no secret values, no server paths (``<home>``, ``<cwd>``...).
+
+    For ``Resource.message`` of the built-ins, so a GetTask answer says what the CreateTask error said.
+    """
+    from flyteconnect.server.errors import for_callers  # on the first message: the entry point stays light
+
+    return for_callers(text)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
 from flyteconnect.connector import AsyncConnectorBase, Phase, Resource, ResourceMeta
-from flyteconnect.connectors._common import literal_values, storage_options
+from flyteconnect.connectors._common import caller_text, literal_values, scrub_endpoints, storage_options
 from flyteconnect.connectors.sensor_reach import LOCAL, ReachDenied, SensorReach, current_reach
 from flyteconnect.errors import InvalidRequest, TransientError
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
@@ -143,17 +143,19 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
             # resource_meta comes back from the caller: it is checked like a new task, never trusted.
             target = self._target(path, config)
         except ReachDenied as e:
-            return Resource(phase=Phase.FAILED, message=f"cannot watch {path}: {e}")
+            return Resource(phase=Phase.FAILED, message=caller_text(f"cannot watch {path}: {e}"))
         try:
             exists = self._exists(target)
         except ReachDenied as e:  # the host (or a redirect) leads where the egress policy forbids: final
-            return Resource(phase=Phase.FAILED, message=f"cannot watch {path}: {e}")
+            return Resource(phase=Phase.FAILED, message=caller_text(f"cannot watch {path}: {e}"))
         if exists:
-            return Resource(phase=Phase.SUCCEEDED, message=f"{path} exists")
+            return Resource(phase=Phase.SUCCEEDED, message=caller_text(f"{path} exists"))
         deadline = resource_meta.deadline
         if deadline is not None and time.time() >= deadline:
-            return Resource(phase=Phase.FAILED, message=f"{path} did not appear before the sensor's timeout")
-        return Resource(phase=Phase.RUNNING, message=f"waiting for {path}")
+            return Resource(
+                phase=Phase.FAILED, message=caller_text(f"{path} did not appear before the sensor's timeout")
+            )
+        return Resource(phase=Phase.RUNNING, message=caller_text(f"waiting for {path}"))
 
     def delete(self, resource_meta: FileSensorMetadata, **kwargs: Any) -> None:
         """Nothing runs outside the server: cancelling is a no-op."""
@@ -175,7 +177,8 @@ class FileSensorConnector(AsyncConnectorBase[FileSensorMetadata]):
             fs.invalidate_cache(target.path)  # remote listings are cached: a new object must not be missed
             return bool(fs.exists(target.path))
         except Exception as e:  # whatever the storage backend raises: try again at the next poll
-            raise TransientError(f"cannot check {target.path}: {type(e).__name__}: {e}") from None
+            # botocore's text can carry the server's endpoint URL: the caller learns what failed, not where.
+            raise TransientError(f"cannot check {target.path}: {scrub_endpoints(f'{type(e).__name__}: {e}')}") from None
 
     def _filesystem(self, target: _Target) -> Any:
         protocol = target.protocol

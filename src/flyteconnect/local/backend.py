@@ -20,6 +20,7 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core import literals_pb2, tasks_pb2
 
 from flyteconnect.connector import AsyncConnectorBase, ConnectorBase, ConnectorMethod, Resource, TaskCategory
+from flyteconnect.connectors.storage_reach import local_run_output
 from flyteconnect.errors import ConnectorError, ConnectorNotFound
 from flyteconnect.local.contract import StallWatch, check_meta, check_resource
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
@@ -162,14 +163,16 @@ class InProcessBackend:
     async def do(self, job: Job) -> Resource:
         """See Backend."""
         method = self._method(job, "do")
-        resource = await call_method(method, **self._common_kwargs(job))
+        with local_run_output(job.output_prefix):  # the runner chose this directory: its outputs may go there
+            resource = await call_method(method, **self._common_kwargs(job))
         return check_resource(self.connector(job.category), method, resource)
 
     async def create(self, job: Job) -> InProcessHandle:
         """See Backend."""
         connector = self._async_connector(job)
         method = self._method(job, "create")
-        meta = await call_method(method, **self._common_kwargs(job))
+        with local_run_output(job.output_prefix):
+            meta = await call_method(method, **self._common_kwargs(job))
         encoded = check_meta(connector, method, meta)
         # What get and delete receive is what a server would decode from Propeller's copy of the bytes.
         return InProcessHandle(encoded, connector.metadata_type.decode(encoded))

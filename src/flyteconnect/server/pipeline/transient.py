@@ -18,7 +18,7 @@ import time
 from flyteconnect.connector import Phase, Resource
 from flyteconnect.errors import TransientError
 from flyteconnect.memo import remember
-from flyteconnect.server.errors import CallTimeout
+from flyteconnect.server.errors import CallTimeout, for_callers
 from flyteconnect.server.metrics import ServerMetrics
 from flyteconnect.server.pipeline.call import Call
 from flyteconnect.server.pipeline.policy import Policy, PolicyContext, Proceed
@@ -108,7 +108,7 @@ class TransientGet(Policy):
         last, consecutive = self.memory.store.failed(call.resource_meta)
         self.metrics.transient_fallbacks.labels(entry.category.name).inc()
         what = "timed out" if isinstance(error, CallTimeout) else "is temporarily unavailable"
-        reason = " ".join(str(error).split())[:300]
+        reason = " ".join(for_callers(str(error)).split())[:300]  # the caller sees it: no server paths, no secrets
         if consecutive >= self.max_consecutive:
             log.warning("%s get: giving up after %d transient failures: %s", entry.label, consecutive, reason)
             return Resource(
