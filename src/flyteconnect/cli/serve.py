@@ -466,7 +466,6 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
 
 def _configure_storage_reach(opts: dict[str, Any]) -> None:
     """Set the file sensor's and the outputs' reach from the options, else from the environment (each on its own)."""
-    from flyteconnect.connectors.postgres_dsn import allow_caller_dsn
     from flyteconnect.connectors.sensor_reach import SensorReach, set_default_reach
     from flyteconnect.connectors.storage_reach import OutputReach, StorageReach, set_output_reach
 
@@ -482,6 +481,8 @@ def _configure_storage_reach(opts: dict[str, Any]) -> None:
     set_default_reach(reach(SensorReach, "sensor_protocols", "sensor_roots"))
     set_output_reach(reach(OutputReach, "output_protocols", "output_roots"))
     if opts["postgres_allow_caller_dsn"]:
+        from flyteconnect.connectors.postgres_dsn import allow_caller_dsn
+
         allow_caller_dsn(True)
 
 
