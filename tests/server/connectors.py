@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import Counter
@@ -193,6 +194,8 @@ class FaultyConnector(AsyncConnectorBase[FaultyMeta]):
             raise ConnectorError("the warehouse said no", code="WAREHOUSE")
         if mode == "transient":
             raise TransientError("warehouse throttled us")
+        if mode == "transient_path":  # a server path in the reason: callers must see <cwd>, never the path
+            raise TransientError(f"cannot read {os.getcwd()}/cache/state.json")
         if mode == "flaky":  # one transient failure per two calls
             if calls["faulty:flaky"] % 2 == 1:
                 raise TransientError("blip")

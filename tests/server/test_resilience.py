@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,6 +47,13 @@ async def test_transient_get_answers_running_then_retryable_failed(stubs: Stubs,
     metrics = server.server.metrics
     assert metrics.value("flyte_connector_transient_retries_total", {"task_type": "faulty", "operation": "get"}) >= 6
     assert metrics.value("flyte_connector_transient_fallbacks_total", {"task_type": "faulty"}) >= 3
+
+
+async def test_transient_answers_keep_server_paths_out(stubs: Stubs) -> None:
+    got = await stubs.async_.GetTask(get_request("faulty", faulty("transient_path")), timeout=5)
+    assert got.resource.phase == Phase.RUNNING
+    assert got.resource.message.endswith("will check again: cannot read <cwd>/cache/state.json")
+    assert os.getcwd() not in got.resource.message
 
 
 async def test_transient_get_answers_the_last_phase_seen(stubs: Stubs) -> None:
