@@ -3,7 +3,8 @@ with a TaskTemplate serialized by the plugin's own task class, its endpoint poin
 
 - emulated to completion: the OpenAI batch connector (Files and Batches on a local fake: create, get, delete), the
   ChatGPT connector (ExecuteTaskSync), the SageMaker endpoint connector and the Boto connector (moto's server:
-  model, endpoint config, endpoint created, polled to InService, deleted);
+  model, endpoint config, endpoint created, polled to InService, deleted); the SageMaker job connectors (training,
+  processing, transform, tuning, recommender) create and poll on moto as far as moto emulates each;
 - reaching their service on loopback: Databricks (its HTTPS call), BigQuery (OAuth token and jobs API on the fake),
   Slurm (its SSH connection, refused on 127.0.0.1:22: the plugin then calls sys.exit(1), which costs the call, not
   the server), K8s DataService (the Kubernetes client's call, refused on localhost);
@@ -249,6 +250,107 @@ async def test_sagemaker_endpoint_lifecycle_on_moto(server: Served, moto: MotoSe
     assert result.phase == Phase.SUCCEEDED, result.message
     with pytest.raises(sagemaker.exceptions.ClientError):
         sagemaker.describe_endpoint(EndpointName="flyteconnect-endpoint")
+
+
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest"
+STOP = {"MaxRuntimeInSeconds": 3600}
+JOBS = {
+    "training": (
+        "flytekitplugins.awssagemaker_training",
+        "SageMakerTrainingJobTask",
+        "CreateTrainingJob",
+        {
+            "TrainingJobName": "fc-training",
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+            "StoppingCondition": STOP,
+        },
+    ),
+    "processing": (
+        "flytekitplugins.awssagemaker_processing",
+        "SageMakerProcessingJobTask",
+        "CreateProcessingJob",
+        {
+            "ProcessingJobName": "fc-processing",
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}
+            },
+            "AppSpecification": {"ImageUri": IMAGE},
+            "RoleArn": ROLE,
+            "StoppingCondition": STOP,
+        },
+    ),
+    "transform": (
+        "flytekitplugins.awssagemaker_batch_transform",
+        "SageMakerTransformJobTask",
+        "CreateTransformJob",
+        {
+            "TransformJobName": "fc-transform",
+            "ModelName": "flyteconnect-model",
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/in"}}},
+            "TransformOutput": {"S3OutputPath": "s3://bucket/out"},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        },
+    ),
+    "tuning": (
+        "flytekitplugins.awssagemaker_hyperparameter_tuning",
+        "SageMakerHyperParameterTuningJobTask",
+        "CreateHyperParameterTuningJob",
+        {
+            "HyperParameterTuningJobName": "fc-tuning",
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Random",
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1},
+            },
+            "TrainingJobDefinition": {
+                "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+                "RoleArn": ROLE,
+                "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+                "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+                "StoppingCondition": STOP,
+            },
+        },
+    ),
+    "recommender": (
+        "flytekitplugins.awssagemaker_inference_recommender",
+        "SageMakerInferenceRecommenderJobTask",
+        "CreateInferenceRecommendationsJob",
+        {
+            "JobName": "fc-recommender",
+            "JobType": "Default",
+            "RoleArn": ROLE,
+            "InputConfig": {"ModelPackageVersionArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/m/1"},
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_sagemaker_job_connectors_reach_moto(server: Served, job: str) -> None:
+    """Each SageMaker job connector's CreateTask, then GetTask, reaches moto: the call succeeds, or moto answers the
+    plugin's own API call (the error names the operation moto received; moto does not emulate every job type to the
+    end, e.g. no Stop*Job, so DeleteTask is left to the endpoint test above)."""
+    import importlib
+
+    module, cls, operation, config = JOBS[job]
+    template = serialize(getattr(importlib.import_module(module), cls)(name=f"sm.{job}", config=config, region=REGION))
+    try:
+        meta = _create(server, template)
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INTERNAL
+        assert f"when calling the {operation} operation" in e.details(), e.details()
+        return
+    category = agent_pb2.TaskCategory(name=template.type, version=template.task_type_version)
+    try:
+        reply = _stub(server).GetTask(agent_pb2.GetTaskRequest(task_category=category, resource_meta=meta), timeout=60)
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INTERNAL
+        assert "when calling the Describe" in e.details(), e.details()
+    else:
+        assert reply.resource.phase in (Phase.QUEUED, Phase.INITIALIZING, Phase.RUNNING, Phase.SUCCEEDED)
 
 
 # ----------------------------------------------------------------------------- reaching the service only
