@@ -49,8 +49,12 @@ class FlytekitConnectors:
             importlib.import_module("flytekit")
             importlib.import_module("flytekit.extras.webhook")
         except Exception as e:  # pyflyte would not start at all; we serve the rest and say why these are missing
-            self.failures["flytekit plugins"] = f"import flytekit failed: {type(e).__name__}: {e}"
-            log.error("flytekit plugins: import flytekit failed: %s", e)
+            if isinstance(e, ModuleNotFoundError) and e.name == "flytekit":
+                reason = "flytekit is not installed: pip install 'flyteconnect[flytekit]' and the plugins to serve"
+            else:
+                reason = f"import flytekit failed: {type(e).__name__}: {e}"
+            self.failures["flytekit plugins"] = reason
+            log.error("flytekit plugins: %s", reason)
             return []
         plugins = _plugin_modules()
         return [(wrapped, _source(fk, plugins)) for fk, wrapped in self._new()]
