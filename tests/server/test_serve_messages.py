@@ -154,3 +154,12 @@ def test_list_in_a_pipe_prints_full_values() -> None:
     postgres = next(line for line in proc.stdout.splitlines() if "postgres_query" in line)
     assert "entry point postgres = flyteconnect.connectors.postgres:PostgresConnector" in postgres
     assert "┃" not in proc.stdout  # not the terminal table
+
+
+def test_json_log_format_refusal_is_json_too(workdir: Path) -> None:
+    proc = cli(workdir, "serve", "-m", "noreg.py", "--no-entry-points", "--log-format", "json", "--port", "0")
+    assert proc.returncode == 1
+    *records, last = proc.stderr.strip().splitlines()
+    assert last.startswith("Error: not serving")  # click's own exit line
+    levels = [json.loads(line)["level"] for line in records]  # everything before it is a JSON record
+    assert "ERROR" in levels

@@ -175,6 +175,16 @@ def announce_line(log_format: str) -> Any:
     return logging.getLogger("flyteconnect.server").info
 
 
+def _problem(log_format: str, level: str, text: str) -> None:
+    """A readiness error or warning: a plain ``level: text`` line, or a log record of that level (JSON logs)."""
+    if log_format == "json":
+        import logging
+
+        logging.getLogger("flyteconnect.server").log(logging.getLevelName(level.upper()), text)
+    else:
+        click.echo(f"{level}: {text}", err=True)
+
+
 def listen_address(host: str, port: int) -> str:
     """``HOST:PORT`` as bound, saying when it is every address (and where a local client connects)."""
     from flyteconnect.server.workers import probe_host
@@ -438,11 +448,11 @@ def _serve_command(ctx: click.Context, opts: dict[str, Any]) -> None:
     problems = readiness_problems(result, opts["strict"])
     if problems and not opts["keep_going"]:
         for problem in problems:
-            click.echo(f"error: {problem}", err=True)
+            _problem(opts["log_format"], "error", problem)
         hint = "" if opts["strict"] else ", or pass --keep-going to serve the rest"
         raise click.ClickException(f"not serving: fix the problems above{hint}")
     for problem in problems:
-        click.echo(f"warning: {problem} (--keep-going: serving the rest)", err=True)
+        _problem(opts["log_format"], "warning", f"{problem} (--keep-going: serving the rest)")
     if not opts["strict"]:  # reported and skipped; health's flyteconnect.Connectors still says something is missing
         problems += [f"{source} failed to load ({reason})" for source, reason in result.plugin_failures().items()]
     try:
@@ -642,5 +652,5 @@ def _run_supervisor(supervisor: Any, opts: dict[str, Any], port: int, httpd: Any
     threading.Thread(target=announce, daemon=True).start()
     if httpd is not None:
         metrics_host = probe_host(opts["metrics_host"])
-        click.echo(f"metrics on http://{metrics_host}:{httpd.server_port}/metrics (all workers)")
+        announce_line(opts["log_format"])(f"metrics on http://{metrics_host}:{httpd.server_port}/metrics (all workers)")
     return int(supervisor.run())
