@@ -4,8 +4,10 @@ is an error naming it, workers die with their supervisor, and --workers serves o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -165,7 +167,7 @@ def test_a_stop_signal_during_start_up_exits_0(tmp_path: Path) -> None:
 
 
 def test_a_busy_metrics_port_stops_the_server_naming_the_port() -> None:
-    with __import__("socket").socket() as busy:
+    with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
@@ -245,3 +247,13 @@ def test_workers_share_one_metrics_endpoint_whose_counts_survive_a_replaced_work
     finally:
         assert proc.stop() == 0
     assert not folder.exists()  # the supervisor removes its folder on exit
+
+
+def test_list_reports_an_allow_list_entry_that_matches_nothing() -> None:
+    argv = [*CLI, "list", "-m", MODULE, "--no-entry-points", "--connector", "echo", "--connector", "nosuch"]
+    shown = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=60, cwd=str(HERE))
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["unmatched"] == ["nosuch"]
+    strict = subprocess.run([*argv, "--strict"], capture_output=True, text=True, timeout=60, cwd=str(HERE))
+    assert strict.returncode == 1
+    assert "--connector nosuch matches no connector" in strict.stderr

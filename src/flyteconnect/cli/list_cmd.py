@@ -21,8 +21,17 @@ __all__ = ["list_cmd"]
 
 @click.command("list")
 @common_discovery_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: connectors, failures and warnings.")
-@click.option("--strict", is_flag=True, help="Exit non-zero when a connector source failed to load.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: connectors, failures, warnings and unmatched --connector entries.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit non-zero when a connector source failed to load or a --connector matched nothing.",
+)
 def list_cmd(
     modules: tuple[str, ...],
     entry_points: bool,
@@ -37,7 +46,12 @@ def list_cmd(
     """
     result = discover(modules, entry_points, connectors, flytekit_plugins)
     if as_json:
-        data = {"connectors": connector_rows(result), "failures": result.failures, "warnings": result.warnings}
+        data = {
+            "connectors": connector_rows(result),
+            "failures": result.failures,
+            "warnings": result.warnings,
+            "unmatched": result.unmatched,
+        }
         click.echo(json.dumps(data, indent=2))
     elif sys.stdout.isatty():
         from rich.console import Console
@@ -51,5 +65,11 @@ def list_cmd(
             click.echo(f"failed to load {source}: {reason}", err=True)
         for source, reason in result.warnings.items():
             click.echo(f"warning: {source} {reason}", err=True)
-    if strict and result.failures:
-        raise click.ClickException(f"{len(result.failures)} connector source(s) failed to load")
+    if not as_json:
+        for entry in result.unmatched:  # serve refuses to start on these
+            click.echo(f"--connector {entry} matches no connector", err=True)
+    if strict and (result.failures or result.unmatched):
+        raise click.ClickException(
+            f"{len(result.failures)} connector source(s) failed to load, "
+            f"{len(result.unmatched)} --connector entr{'y' if len(result.unmatched) == 1 else 'ies'} matched nothing"
+        )
