@@ -567,6 +567,9 @@ class Resource:
     log_links: list[Any] | None = None
     outputs: Any = None
     custom_info: dict[str, Any] | None = None
+    poll_after: float | None = None
+    """A hint from ``get``: seconds before this job is worth polling again (like Argo's ``Requeue``). Until then
+    the server answers GetTask with this Resource without calling ``get`` (docs/polling.md). Not sent on the wire."""
 
     def outputs_to_flyte_idl(self) -> Any:
         """The outputs as a ``flyteidl.core.literals_pb2.LiteralMap`` proto, or None when there are none."""

@@ -356,6 +356,19 @@ class TaskExecutionMetadata(_FromBytes):
         """The ``flyteidl.core.TaskExecutionIdentifier``: a stable key for idempotent creates."""
         return self._pb.task_execution_id
 
+    def task_execution_id_bytes(self) -> bytes:
+        """The serialized ``task_execution_id`` (b"" when unset), read from the request's bytes without parsing
+        the rest of the metadata when it came as bytes (the idempotent-create key); InvalidRequest when malformed."""
+        raw: bytes | None = getattr(self, "_raw", None)  # unset unless built from bytes
+        if raw is None:
+            return bytes(self._pb.task_execution_id.SerializeToString(deterministic=True))
+        from flyteconnect.wire import field_bytes
+
+        try:
+            return field_bytes(raw, 1) or b""
+        except ValueError as e:
+            raise InvalidRequest(f"malformed {self._PROTO.DESCRIPTOR.full_name} in the request: {e}") from None
+
     @property
     def namespace(self) -> str:
         """Kubernetes namespace of the execution."""

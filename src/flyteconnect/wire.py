@@ -45,6 +45,47 @@ def delimited(tag: bytes, payload: bytes) -> bytes:
     return tag + (_ONE_BYTE[n] if n < 0x80 else varint(n)) + payload
 
 
+def field_bytes(message: bytes, number: int) -> bytes | None:
+    """The payload of the first length-delimited field ``number`` in a serialized message, or None when absent;
+    ValueError when ``message`` is not wire format up to there. Encoders (Propeller's included) write a field once
+    and in number order, so reading stops there: the rest of the message is neither parsed nor checked."""
+    pos, end = 0, len(message)
+    while pos < end:
+        key, pos = _read_varint(message, pos)
+        kind = key & 7
+        if kind == 0:
+            _, pos = _read_varint(message, pos)
+        elif kind == 1:
+            pos += 8
+        elif kind == 5:
+            pos += 4
+        elif kind == 2:
+            size, pos = _read_varint(message, pos)
+            if pos + size > end:
+                raise ValueError("truncated message")
+            if key >> 3 == number:
+                return message[pos : pos + size]
+            pos += size
+        else:  # groups (3, 4) are not in Flyte's messages
+            raise ValueError(f"unsupported wire type {kind}")
+    if pos != end:
+        raise ValueError("truncated message")
+    return None
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
 def literal_map_bytes(values: Mapping[str, Any], encode: Callable[[str, Any], Any]) -> bytes:
     """The serialized ``LiteralMap`` (or Flyte 2 ``Outputs``) of ``values``.
 

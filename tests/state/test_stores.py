@@ -40,6 +40,15 @@ async def test_set_if_absent_keeps_the_first(store: StateStore) -> None:
     assert await store.get("k") == b"first"
 
 
+async def test_get_or_set_claims_once_and_reads_after(store: StateStore) -> None:
+    assert await store.get_or_set("g", b"mine", ttl=60) is None
+    assert await store.get_or_set("g", b"theirs", ttl=60) == b"mine"
+    assert await store.get("g") == b"mine"
+    claims = await asyncio.gather(*(store.get_or_set("race2", str(i).encode(), ttl=60) for i in range(20)))
+    assert claims.count(None) == 1
+    assert {c for c in claims if c is not None} == {await store.get("race2")}
+
+
 async def test_concurrent_set_if_absent_has_one_winner(store: StateStore) -> None:
     wins = await asyncio.gather(*(store.set_if_absent("race", str(i).encode(), ttl=60) for i in range(20)))
     assert wins.count(True) == 1

@@ -367,6 +367,21 @@ def _child_args(ctx: click.Context, index: int, port: int, metrics_dir: str | No
     help="Where poll results, idempotency records and callback results live: memory:// (default, this process) or "
     "redis://HOST:PORT/DB shared by replicas. Env: FLYTECONNECT_STATE_URL.",
 )
+@click.option(
+    "--connector-config",
+    envvar="FLYTECONNECT_CONNECTOR_CONFIG",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help='Per-connector settings, JSON: {"<connector or task_v0>": {"poll_interval": 30, "rate": 5}}.',
+)
+@click.option(
+    "--connector-setting",
+    "connector_setting_items",
+    multiple=True,
+    metavar="NAME:KEY=VALUE",
+    help="One per-connector setting (poll_interval, terminal_ttl, rate, burst, max_concurrency, idempotent_create, "
+    "timeout...), overriding --connector-config; repeatable.",
+)
 @click.option("--callback-port", type=click.IntRange(0, 65535), default=None, help="Serve job callbacks on this port.")
 @click.option("--callback-host", default="0.0.0.0", show_default=True, help="Address of the callback server.")
 @click.option(
@@ -513,8 +528,14 @@ def _configure_egress(allow: Sequence[str]) -> None:
 
 
 def _server_config(opts: dict[str, Any], max_size: int, limits: Any) -> Any:
+    from flyteconnect.cli.connector_settings import connector_settings
     from flyteconnect.server.app import ServerConfig
     from flyteconnect.server.dispatch import DispatchConfig, default_threads
+
+    try:
+        per_connector = connector_settings(opts["connector_config"], opts["connector_setting_items"])
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--connector-config/--connector-setting") from None
 
     protocols = [p.strip() for p in opts["protocols"].split(",") if p.strip()] if opts["protocols"] else None
     return ServerConfig(
@@ -542,6 +563,7 @@ def _server_config(opts: dict[str, Any], max_size: int, limits: Any) -> Any:
             transient_retries=opts["transient_retries"],
             transient_max_consecutive=opts["transient_max_consecutive"],
             debug=opts["debug"],
+            connectors=per_connector,
         ),
     )
 

@@ -225,12 +225,18 @@ class ConnectorServer:
         """What failed to load (one line each); health's READINESS_SERVICE answers NOT_SERVING while there is any."""
         self.config = config or ServerConfig()
         self.metrics = metrics or ServerMetrics()
-        self.dispatcher = Dispatcher(registry, self.config.dispatch, self.metrics)
-        self.admission = Admission(self.config.limits)
-        self.adapters = load_adapters(self.config.protocols, defer=True)
         self.state: StateStore = open_store(self.config.state_url)
         """The state store the server's policies and callbacks share."""
         self.callbacks: CallbackServer | None = None
+        if self.config.callback is not None:
+            from flyteconnect.server.callback_server import CallbackServer
+
+            self.callbacks = CallbackServer(self.config.callback, self.state, shared=self.state.shared)
+        # Policies find the store and the callback server here (server.pipeline.job_state: STATE, CALLBACKS).
+        shared: dict[str, Any] = {"state": self.state, "callbacks": self.callbacks}
+        self.dispatcher = Dispatcher(registry, self.config.dispatch, self.metrics, shared)
+        self.admission = Admission(self.config.limits)
+        self.adapters = load_adapters(self.config.protocols, defer=True)
         self.port: int = 0
         self.metrics_port: int | None = None
         self._server: grpc.aio.Server | None = None
@@ -255,12 +261,8 @@ class ConnectorServer:
             await self.state.ping()
         except Exception as e:  # redis-py's connection errors: say which store, never its password
             raise OSError(f"state store {self.state.describe()} is unreachable: {e}") from None
-        if self.config.callback is not None:
-            from flyteconnect.server.callback_server import CallbackServer
-
-            callbacks = CallbackServer(self.config.callback, self.state, shared=self.state.shared)
-            await callbacks.start()
-            self.callbacks = callbacks
+        if self.callbacks is not None:
+            await self.callbacks.start()
 
     async def start(self) -> int:
         """Bind, start serving and mark health SERVING; returns the bound port."""
@@ -270,7 +272,6 @@ class ConnectorServer:
         except BaseException:
             if self.callbacks is not None:
                 await self.callbacks.stop()
-                self.callbacks = None
             await self.state.close()
             raise
 

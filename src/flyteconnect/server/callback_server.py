@@ -115,8 +115,9 @@ class CallbackInbox:
     async def record(self, job_id: str, result: CallbackResult) -> bool:
         """Keep ``result`` for ``job_id``: True the first time, False for a replay; ``CallbackConflict`` otherwise."""
         canonical = result.canonical()
-        if not await self.store.set_if_absent(f"callback:{job_id}", canonical, self.retention):
-            if await self.store.get(f"callback:{job_id}") == canonical:
+        first = await self.store.get_or_set(f"callback:{job_id}", canonical, self.retention)
+        if first is not None:
+            if first == canonical:
                 return False
             raise CallbackConflict("this job already reported a different result")
         key = await self.store.get(f"callback-job:{job_id}")

@@ -162,6 +162,7 @@ class Dispatcher:
         registry: ConnectorRegistry,
         config: DispatchConfig | None = None,
         metrics: ServerMetrics | None = None,
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self.config = config or DispatchConfig()
@@ -170,7 +171,8 @@ class Dispatcher:
             max_workers=self.config.threads, thread_name_prefix="flyteconnect-worker"
         )
         self._deadlines = Deadlines()
-        self._shared: dict[str, Any] = {}  # policies' stores, kept across refreshes
+        # Policies' stores, kept across refreshes; the server puts its state store and callback server here.
+        self._shared: dict[str, Any] = {} if shared is None else shared
         self._side: SideLoop | None = None
         self._watchdog: LoopWatchdog | None = None
         self._owners: dict[CodeType, tuple[Entry, str]] = {}

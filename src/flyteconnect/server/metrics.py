@@ -11,8 +11,11 @@ The reference's names are kept so existing dashboards keep working:
 
 and adds ``flyte_connector_requests_in_flight{task_type}``,
 ``flyte_connector_transient_retries_total{task_type, operation}``,
-``flyte_connector_transient_fallbacks_total{task_type}`` and
-``flyte_connector_loop_stalls_total{task_type, operation}``.
+``flyte_connector_transient_fallbacks_total{task_type}``,
+``flyte_connector_loop_stalls_total{task_type, operation}`` and, where poll pacing, rate limits, idempotent create or
+callbacks apply, ``flyte_connector_external_calls_total{task_type, operation}``,
+``flyte_connector_calls_saved_total{task_type, operation, reason}`` and
+``flyte_connector_calls_delayed_total{task_type, operation}``.
 Operations are the connector method names (create, get, delete, do, get_metrics, get_logs) and the metadata calls
 (list_connectors, get_connector).
 
@@ -214,7 +217,31 @@ class ServerMetrics:
             "Times an async connector method blocked the event loop beyond the watchdog threshold",
             ("task_type", "operation"),
         )
-        self.counters = (self.failure, self.transient_retries, self.transient_fallbacks, self.loop_stalls)
+        self.external_calls = LabeledCounter(
+            "flyte_connector_external_calls",
+            "Calls that reached a connector with poll pacing, a rate limit, idempotent create or callbacks",
+            ("task_type", "operation"),
+        )
+        self.calls_saved = LabeledCounter(
+            "flyte_connector_calls_saved",
+            "Calls answered from state instead of the connector, by reason (pacing, terminal, callback, idempotent, "
+            "rate_limited)",
+            ("task_type", "operation", "reason"),
+        )
+        self.calls_delayed = LabeledCounter(
+            "flyte_connector_calls_delayed",
+            "Calls that waited for the connector's rate limit or concurrency cap",
+            ("task_type", "operation"),
+        )
+        self.counters = (
+            self.failure,
+            self.transient_retries,
+            self.transient_fallbacks,
+            self.loop_stalls,
+            self.external_calls,
+            self.calls_saved,
+            self.calls_delayed,
+        )
         if registry is not None:
             self.registry  # noqa: B018 - register in the caller's registry now
 

@@ -33,6 +33,11 @@ class StateStore(abc.ABC):
         """Keep ``value`` under ``key`` for ``ttl`` seconds only when nothing live is there; True when it was kept."""
 
     @abc.abstractmethod
+    async def get_or_set(self, key: str, value: bytes, ttl: float) -> bytes | None:
+        """What ``key`` holds, or, when nothing live is there, None after keeping ``value`` for ``ttl`` seconds: a
+        claim and a read in one step."""
+
+    @abc.abstractmethod
     async def compare_and_set(self, key: str, expected: bytes, value: bytes, ttl: float) -> bool:
         """Replace the value under ``key`` with ``value`` only when it is ``expected``; True when replaced."""
 

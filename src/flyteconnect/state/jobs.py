@@ -11,8 +11,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
 if TYPE_CHECKING:
     from flyteconnect.connector import Resource
 
@@ -53,6 +51,8 @@ class JobRecord:
 
     def encode(self) -> bytes:
         """Compact bytes for the store."""
+        import msgpack  # with the literal engine, on first use: not at server start
+
         return bytes(msgpack.packb([1, self.resource, self.seen, self.source, self.next_poll]))
 
     @classmethod
@@ -60,6 +60,8 @@ class JobRecord:
         """The record in ``data``; None for None or bytes this version cannot read (then the job is polled)."""
         if data is None:
             return None
+        import msgpack
+
         try:
             fields: Any = msgpack.unpackb(data)
             version, resource, seen, source, next_poll = fields

@@ -63,6 +63,13 @@ class MemoryStore(StateStore):
         self._put(key, value, ttl)
         return True
 
+    async def get_or_set(self, key: str, value: bytes, ttl: float) -> bytes | None:
+        """What ``key`` holds, or None after keeping ``value``."""
+        found = self._live(key)
+        if found is None:
+            self._put(key, value, ttl)
+        return found
+
     async def compare_and_set(self, key: str, expected: bytes, value: bytes, ttl: float) -> bool:
         """Replace the value only when it is ``expected``."""
         if self._live(key) != expected:

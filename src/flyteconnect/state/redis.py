@@ -73,6 +73,11 @@ class RedisStore(StateStore):
         """``SET NX PX``: True when kept."""
         return bool(await self.client.set(self.prefix + key, value, px=_ms(ttl), nx=True))
 
+    async def get_or_set(self, key: str, value: bytes, ttl: float) -> bytes | None:
+        """``SET NX GET PX`` (Redis >= 7.0): the old value, or None when this one was kept."""
+        old = await self.client.set(self.prefix + key, value, px=_ms(ttl), nx=True, get=True)
+        return None if old is None else bytes(old)
+
     async def compare_and_set(self, key: str, expected: bytes, value: bytes, ttl: float) -> bool:
         """A server-side script compares and sets in one step."""
         if self._cas is None:
