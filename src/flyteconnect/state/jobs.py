@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from flyteconnect.connector import Resource
+from flyteconnect.connector import Phase, Resource
 
 __all__ = ["JobRecord", "job_key"]
+
+_VERSION = 2
+_PHASES = Phase._value2member_map_
 
 
 def job_key(resource_meta: bytes) -> str:
@@ -24,28 +26,33 @@ def job_key(resource_meta: bytes) -> str:
 
 @dataclass(frozen=True)
 class JobRecord:
-    """The last known state of a job."""
+    """The last known state of a job: a phase and message, plus the whole Resource when it carries more."""
 
-    resource: bytes
-    """The ``flyteidl.admin.Resource`` proto bytes of the last answer."""
+    phase: int
+    message: str | None
+    resource: bytes | None
+    """The ``flyteidl.admin.Resource`` proto bytes when the Resource has outputs, log links or custom info (None:
+    phase and message are all of it, and answering from the record parses nothing)."""
     seen: float
     """Unix time the answer was seen."""
     source: str = "get"
     """``get`` (the connector answered a poll) or ``callback`` (the external system reported it)."""
     next_poll: float | None = None
-    """Unix time before which the connector is not asked again (None: at the connector's pace)."""
+    """Unix time before which the connector is not asked again (None: never, the result is final)."""
 
     @classmethod
     def of(cls, resource: Resource, seen: float, source: str = "get", next_poll: float | None = None) -> JobRecord:
-        """The record of ``resource`` (its outputs converted to literals now, as a reply would)."""
-        pb = resource.to_flyte_idl()
-        return cls(pb.SerializeToString(deterministic=True), seen, source, next_poll)
+        """The record of ``resource`` (outputs converted to literals now, as a reply would)."""
+        full = None
+        if resource.outputs is not None or resource.log_links or resource.custom_info:
+            full = resource.to_flyte_idl().SerializeToString(deterministic=True)
+        return cls(int(resource.phase), resource.message or None, full, seen, source, next_poll)
 
     def to_resource(self) -> Resource:
         """The Resource this record holds (outputs as a ``LiteralMap`` view)."""
+        if self.resource is None:
+            return Resource(phase=_PHASES.get(self.phase, self.phase), message=self.message)  # type: ignore[arg-type]
         from flyteidl.admin import agent_pb2
-
-        from flyteconnect.connector import Resource
 
         return Resource.from_flyte_idl(agent_pb2.Resource.FromString(self.resource))
 
@@ -53,7 +60,8 @@ class JobRecord:
         """Compact bytes for the store."""
         import msgpack  # with the literal engine, on first use: not at server start
 
-        return bytes(msgpack.packb([1, self.resource, self.seen, self.source, self.next_poll]))
+        fields = [_VERSION, self.phase, self.message, self.resource, self.seen, self.source, self.next_poll]
+        return bytes(msgpack.packb(fields))
 
     @classmethod
     def decode(cls, data: bytes | None) -> JobRecord | None:
@@ -64,9 +72,9 @@ class JobRecord:
 
         try:
             fields: Any = msgpack.unpackb(data)
-            version, resource, seen, source, next_poll = fields
+            version, phase, message, resource, seen, source, next_poll = fields
         except (ValueError, TypeError, msgpack.UnpackException):
             return None
-        if version != 1 or not isinstance(resource, bytes):
+        if version != _VERSION or not isinstance(phase, int):
             return None
-        return cls(resource, float(seen), str(source), None if next_poll is None else float(next_poll))
+        return cls(phase, message, resource, float(seen), str(source), None if next_poll is None else float(next_poll))

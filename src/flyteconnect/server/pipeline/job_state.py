@@ -55,7 +55,7 @@ def saved_counter(metrics: ServerMetrics, call: Call, reason: str) -> Count:
 class JobState(Policy):
     """Answers GetTask from the job's record when the connector need not be asked (see the module docstring)."""
 
-    __slots__ = ("counts_calls", "interval", "metrics", "shared", "terminal_ttl")
+    __slots__ = ("clock", "counts_calls", "interval", "metrics", "shared", "terminal_ttl")
 
     def __init__(self, shared: dict[str, Any], interval: float, terminal_ttl: float, metrics: ServerMetrics) -> None:
         self.shared = shared
@@ -64,6 +64,8 @@ class JobState(Policy):
         self.metrics = metrics
         self.counts_calls = True
         """Count the calls this policy lets through (a rate limit inside it counts them instead)."""
+        self.clock = time.time
+        """Wall-clock seconds: records are shared by replicas (benchmarks.polling runs it on a simulated clock)."""
 
     async def around(self, call: Call, proceed: Proceed) -> Any:
         """Answer from the record, or ask the connector and record its answer."""
@@ -77,7 +79,7 @@ class JobState(Policy):
             return reply
         raw = await store.get(key)
         record = JobRecord.decode(raw)
-        now = time.time()
+        now = self.clock()
         if record is not None:
             call.note(JobRecord, record)  # the rate limit answers from it when its bucket is empty
             reason = _answerable(record, now)
