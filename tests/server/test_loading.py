@@ -86,7 +86,7 @@ def test_entry_points_and_the_same_connector_registered_by_a_module_do_not_confl
 
 
 def test_plain_table_for_logs() -> None:
-    from flyteconnect.cli.serve import plain_table
+    from flyteconnect.cli.serve_output import plain_table
     from flyteconnect.server.loading import LoadResult
 
     from .connectors import AdderConnector, EchoV1Connector

@@ -7,14 +7,8 @@ import sys
 
 import click
 
-from flyteconnect.cli.serve import (
-    common_discovery_options,
-    connector_rows,
-    connector_table,
-    discover,
-    plain_table,
-    report_failures,
-)
+from flyteconnect.cli.serve import common_discovery_options, discover
+from flyteconnect.cli.serve_output import connector_rows, connector_table, plain_table, report_failures
 
 __all__ = ["list_cmd"]
 
