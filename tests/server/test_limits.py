@@ -248,3 +248,23 @@ def test_an_idle_connection_is_closed(limited: Callable[..., BackgroundServer]) 
         assert goaway.additional_data == b"connection idle"
     finally:
         raw.close()
+
+
+def test_connections_over_the_limit_are_closed(limited: Callable[..., BackgroundServer]) -> None:
+    handle = limited(connectors.EchoConnector(), max_connections=2)
+    raws = [RawConnection(handle.port) for _ in range(2)]
+    try:
+        for raw in raws:
+            raw.wait_for(h2.events.RemoteSettingsChanged)  # both served
+        extra = RawConnection(handle.port)
+        try:
+            deadline = time.monotonic() + 30
+            while not extra.closed and time.monotonic() < deadline:
+                extra.pump()
+            assert extra.closed
+            assert not any(isinstance(e, h2.events.RemoteSettingsChanged) for e in extra.events)
+        finally:
+            extra.close()
+    finally:
+        for raw in raws:
+            raw.close()
