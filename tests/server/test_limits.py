@@ -25,7 +25,7 @@ from flyteidl.service import agent_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from flyteconnect import ConnectorRegistry, Phase
-from flyteconnect.server.app import BackgroundServer, serve_in_thread
+from flyteconnect.server.app import BackgroundServer, ConnectorServer, serve_in_thread
 from flyteconnect.server.limits import Limits
 from support import free_port
 
@@ -268,3 +268,13 @@ def test_connections_over_the_limit_are_closed(limited: Callable[..., Background
     finally:
         for raw in raws:
             raw.close()
+
+
+async def test_a_server_started_again_exports_its_limit_metrics_once() -> None:
+    config = dataclasses.replace(make_config(), grace=0)
+    server = ConnectorServer(ConnectorRegistry([connectors.EchoConnector()]), config)
+    for _ in range(2):
+        await server.start()
+        assert server.metrics_port is not None
+        assert scrape(server.metrics_port)["flyte_connector_calls_in_flight"] == 0
+        await server.stop()

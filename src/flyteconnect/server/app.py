@@ -236,6 +236,7 @@ class ConnectorServer:
         shared: dict[str, Any] = {"state": self.state, "callbacks": self.callbacks}
         self.dispatcher = Dispatcher(registry, self.config.dispatch, self.metrics, shared)
         self.admission = Admission(self.config.limits)
+        self._admission_exported = False
         self.adapters = load_adapters(self.config.protocols, defer=True)
         self.port: int = 0
         self.metrics_port: int | None = None
@@ -341,7 +342,9 @@ class ConnectorServer:
         config = self.config
         if config.metrics_dir is None and config.metrics_port is None:
             return  # prometheus-client is never imported
-        self.metrics.registry.register(self.admission)  # type: ignore[arg-type]
+        if not self._admission_exported:  # once: a registry refuses the same collector twice
+            self.metrics.registry.register(self.admission)  # type: ignore[arg-type]
+            self._admission_exported = True
         if config.metrics_dir is not None:
             from flyteconnect.server.worker_metrics import SnapshotWriter
 
