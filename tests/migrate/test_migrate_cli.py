@@ -241,3 +241,34 @@ def test_container_view_has_flytekits_shapes() -> None:
     view.container.env["X"] = "1"  # Databricks' connector adds to it, then reads it back
     assert view.container.env == {"K": "v", "X": "1"}
     assert [(kv.key, kv.value) for kv in view.container.to_flyte_idl().env] == [("K", "v"), ("X", "1")]
+
+
+def test_references_through_module_aliases_port_and_missing_attributes_are_reported() -> None:
+    from flyteconnect.migrate.codemod import rewrite_source
+
+    source = textwrap.dedent(
+        """
+        import flytekit as fk
+        import flytekit.core.type_engine
+        from flytekit.core import context_manager
+
+        def f():
+            fk.logger.info("x")
+            with context_manager.FlyteContextManager.with_context(None):
+                return flytekit.core.type_engine.TypeEngine.to_literal_type(int)
+        """
+    )
+    out = rewrite_source(source)
+    assert "logger.info" in out.code and "TypeEngine.to_literal_type(int)" in out.code
+    assert "import flytekit as fk" not in out.code and "import flytekit.core.type_engine" not in out.code
+    assert [(f.line, f.name) for f in out.findings] == [
+        (8, "flytekit.core.context_manager.FlyteContextManager.with_context")
+    ]
+    assert not out.ported
+
+
+def test_await_of_to_flyte_idl_becomes_the_plain_call() -> None:
+    from flyteconnect.migrate.codemod import rewrite_source
+
+    out = rewrite_source("async def f(r):\n    return (await r.to_flyte_idl()), await r.other()\n")
+    assert out.code == "async def f(r):\n    return (r.to_flyte_idl()), await r.other()\n"

@@ -17,7 +17,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider
 
-from flyteconnect.migrate.rules import FLYTEKIT_DEPENDENCIES, MODULES, NAMES, flytekit_module, unported_reason
+from flyteconnect.migrate.rules import FLYTEKIT_DEPENDENCIES, MODULES, NAMES, PARTIAL, flytekit_module, unported_reason
 
 __all__ = ["Finding", "Rewrite", "rewrite_source"]
 
@@ -62,6 +62,10 @@ class _Port(VisitorBasedCodemodCommand):
         self.findings: list[Finding] = []
         self.imports: list[tuple[int, str, tuple[str, ...]]] = []
         self.aliases: dict[str, str] = {}  # local name -> flytekit module it is bound to
+        # flytekit modules imported as namespaces: (module, name in a from-import or None, asname), removed at the end
+        # when every reference through them was ported
+        self.module_imports: list[tuple[str, str | None, str | None]] = []
+        self.partial: dict[str, tuple[str, frozenset[str]]] = {}  # local name -> (flytekit name, attributes it has)
         self.noted: set[str] = set()
 
     def _line(self, node: cst.CSTNode) -> int:
@@ -71,8 +75,10 @@ class _Port(VisitorBasedCodemodCommand):
         full = f"{module}.{name}" if name else module
         self.findings.append(Finding(self._line(node), full, unported_reason(module, name)))
 
-    def _add(self, target: tuple[str, str], local: str) -> None:
+    def _add(self, target: tuple[str, str], local: str, flytekit_name: str = "") -> None:
         module, name = target
+        if name in PARTIAL:
+            self.partial[local] = (flytekit_name or name, PARTIAL[name])
         AddImportsVisitor.add_needed_import(self.context, module, name, None if local == name else local)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
@@ -86,10 +92,12 @@ class _Port(VisitorBasedCodemodCommand):
             if top in FLYTEKIT_DEPENDENCIES and top not in self.noted:
                 self._note_dependency(node, top)
             if flytekit_module(module):
-                if alias.asname is not None:
-                    self.aliases[_dotted(alias.asname.name)] = module
+                asname = _dotted(alias.asname.name) if alias.asname is not None else None
+                self.module_imports.append((module, None, asname))
+                if asname is not None:
+                    self.aliases[asname] = module
                 else:
-                    self.aliases["flytekit"] = "flytekit"
+                    self.aliases["flytekit"] = "flytekit"  # `import flytekit.x.y` binds the name flytekit
         return False
 
     def _note_dependency(self, node: cst.CSTNode, top: str) -> None:
@@ -119,11 +127,12 @@ class _Port(VisitorBasedCodemodCommand):
             local = _dotted(alias.asname.name) if alias.asname is not None else name
             target = NAMES.get((module, name))
             if target is not None:
-                self._add(target, local)
+                self._add(target, local, f"{module}.{name}")
             elif f"{module}.{name}" in MODULES:
                 self._add(tuple(MODULES[f"{module}.{name}"].rsplit(".", 1)), local)  # type: ignore[arg-type]
             elif any(m.startswith(f"{module}.{name}") for m, _ in NAMES):
                 self.aliases[local] = f"{module}.{name}"  # a module used as a namespace: ported by reference
+                self.module_imports.append((module, name, None if local == name else local))
                 kept.append(alias)
             else:
                 self._unported(original_node, module, name)
@@ -136,20 +145,28 @@ class _Port(VisitorBasedCodemodCommand):
         return updated_node
 
     def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.BaseExpression:
-        inner: cst.BaseExpression = original_node
+        inner: cst.BaseExpression = updated_node  # updated: an inner reference already ported leaves no alias
         while isinstance(inner, cst.Attribute):
             inner = inner.value
         if not isinstance(inner, cst.Name):  # e.g. flytekit.current_context().secrets: its inner part is ported
             return updated_node
-        dotted = _dotted(original_node)
+        dotted = _dotted(updated_node)
         head, _, rest = dotted.partition(".")
+        if head in self.partial and rest:
+            flytekit_name, has = self.partial[head]
+            attribute = rest.split(".")[0]
+            if attribute not in has:
+                self.findings.append(
+                    Finding(self._line(original_node), f"{flytekit_name}.{attribute}", "no flyteconnect equivalent")
+                )
+            return updated_node
         if head not in self.aliases or not rest:
             return updated_node
         full = f"{self.aliases[head]}.{rest}"
         module, _, name = full.rpartition(".")
         target = NAMES.get((module, name))
         if target is not None:
-            self._add(target, target[1])
+            self._add(target, target[1], full)
             return cst.Name(target[1])
         if full in MODULES:
             new_module, _, attr = MODULES[full].rpartition(".")
@@ -174,12 +191,8 @@ class _Port(VisitorBasedCodemodCommand):
         return updated_node
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        for local, module in self.aliases.items():
-            if local == "flytekit" or "." not in module:
-                RemoveImportsVisitor.remove_unused_import(self.context, module)
-            elif local != module:
-                parent, _, name = module.rpartition(".")
-                RemoveImportsVisitor.remove_unused_import(self.context, parent, name, None if name == local else local)
+        for module, name, asname in self.module_imports:
+            RemoveImportsVisitor.remove_unused_import(self.context, module, name, asname)
         return updated_node
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:

@@ -7,7 +7,7 @@ ported mechanically; ``unported_reason`` says why, for the report.
 
 from __future__ import annotations
 
-__all__ = ["FLYTEKIT_DEPENDENCIES", "MODULES", "NAMES", "flytekit_module", "unported_reason"]
+__all__ = ["FLYTEKIT_DEPENDENCIES", "MODULES", "NAMES", "PARTIAL", "flytekit_module", "unported_reason"]
 
 _RUNTIME = "flyteconnect.compat.runtime"
 _TYPES = "flyteconnect.compat.types"
@@ -112,6 +112,21 @@ NAMES: dict[tuple[str, str], tuple[str, str]] = {
         ("flytekit.models.security", n): ("flyteidl.core.security_pb2", n)
         for n in ("Identity", "Secret", "SecurityContext", "OAuth2TokenRequest")
     },
+}
+
+# The stand-ins that offer part of a flytekit class: the attributes they have (others are reported).
+PARTIAL: dict[str, frozenset[str]] = {
+    "FlyteContextManager": frozenset({"current_context"}),
+    "TypeEngine": frozenset(
+        {
+            "to_literal",
+            "to_python_value",
+            "to_literal_type",
+            "guess_python_type",
+            "literal_map_to_kwargs",
+            "dict_to_literal_map",
+        }
+    ),
 }
 
 MODULES: dict[str, str] = {
