@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -101,6 +102,13 @@ def test_each_broken_promise_is_caught(tmp_path: Path) -> None:
     assert _statuses(results, "DeleteOnce")["delete idempotent"] == "fail"
     detail = next(r["detail"] for r in results if r["check"] == "loop not blocked" and r["status"] == "fail")
     assert "get held the loop" in detail
+    # Each failure names the author's line: the time.sleep call, the line that raised.
+    metadata = next(r["detail"] for r in results if r["connector"].startswith("Blocking ") and r["check"] == "metadata")
+    assert re.search(r"calls time\.sleep at .*broken_connectors\.py:\d+", metadata), metadata
+    delete = next(
+        r["detail"] for r in results if r["connector"].startswith("DeleteOnce ") and r["check"] == "delete idempotent"
+    )
+    assert re.search(r"second delete raised KeyError: .* at .*broken_connectors\.py:\d+ in delete", delete), delete
 
 
 def test_readable_report_and_exit_zero_when_all_pass(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def connector_settings(path: str | None, items: Sequence[str]) -> dict[str, dict
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read connector settings {path}: {e}") from None
         if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
-            raise ValueError(f"{path}: expected {{\"<connector>\": {{\"<setting>\": value}}}}")
+            raise ValueError(f'{path}: expected {{"<connector>": {{"<setting>": value}}}}')
         settings = {str(name): dict(values) for name, values in loaded.items()}
     for item in items:
         target, eq, raw = item.partition("=")

@@ -23,7 +23,7 @@ from typing import Any
 from flyteconnect.connector import ConnectorBase, ConnectorMethod, Phase, Resource, is_terminal_phase
 from flyteconnect.errors import ConnectorError
 
-__all__ = ["ConnectorContractError", "StallWatch", "check_meta", "check_resource", "where"]
+__all__ = ["ConnectorContractError", "StallWatch", "check_meta", "check_resource", "short_path", "where"]
 
 log = logging.getLogger("flyteconnect.local")
 
@@ -41,10 +41,11 @@ def where(func: Any) -> str:
     code = getattr(target, "__code__", None)
     if code is None:
         return getattr(target, "__qualname__", repr(target))
-    return f"{_short(code.co_filename)}:{code.co_firstlineno}"
+    return f"{short_path(code.co_filename)}:{code.co_firstlineno}"
 
 
-def _short(path: str) -> str:
+def short_path(path: str) -> str:
+    """``path`` relative to the working directory when it is inside it (the rest of the text kept)."""
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive (Windows)

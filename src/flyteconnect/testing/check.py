@@ -36,6 +36,7 @@ from typing import Any
 from flyteconnect.connector import AsyncConnectorBase, ConnectorBase, Resource, ResourceMeta
 from flyteconnect.errors import FlyteConnectError
 from flyteconnect.registry import ConnectorRegistry
+from flyteconnect.testing.check_run import where_raised
 
 __all__ = ["CheckReport", "CheckResult", "check_connector", "check_module", "connectors_in_module", "example_meta"]
 
@@ -181,7 +182,9 @@ class _Stalls:
 
     def locations(self) -> str:
         """Where blocking calls were seen: ``get() at file:line in get``, one per method."""
-        seen = {method: location for _, method, _, location in self.where.stalls}
+        from flyteconnect.local.contract import short_path
+
+        seen = {method: short_path(location) for _, method, _, location in self.where.stalls}
         return "; ".join(f"{method}() blocked at {location}" for method, location in seen.items())
 
 
@@ -217,19 +220,28 @@ def _static_checks(connector: ConnectorBase) -> list[CheckResult]:
     ):
         problems.append(f"{connector.metadata_type.__name__} must be a @dataclass or override encode/decode")
     for name, method in connector.methods().items():
-        if method.is_async and _calls_blocking_sleep(method.func):
-            problems.append(f"async def {name} calls time.sleep (it blocks the event loop: use await asyncio.sleep)")
+        line = _blocking_sleep_line(method.func) if method.is_async else None
+        if line:
+            problems.append(
+                f"async def {name} calls time.sleep at {line} (it blocks the event loop: use await asyncio.sleep)"
+            )
     status = FAIL if problems else PASS
     detail = "; ".join(problems) or f"{connector.task_category}, {'sync' if connector.is_sync else 'async'}"
     return [CheckResult(label, "metadata", status, detail)]
 
 
-def _calls_blocking_sleep(func: Callable[..., Any]) -> bool:
+def _blocking_sleep_line(func: Callable[..., Any]) -> str | None:
+    """``file:line`` of a ``time.sleep(`` call in ``func``'s source, or None."""
+    from flyteconnect.local.contract import where
+
     try:
-        source = inspect.getsource(inspect.unwrap(func))
+        lines, first = inspect.getsourcelines(inspect.unwrap(func))
     except (OSError, TypeError):
-        return False
-    return "time.sleep(" in source
+        return None
+    for offset, text in enumerate(lines):
+        if "time.sleep(" in text:
+            return f"{where(func).rsplit(':', 1)[0]}:{first + offset}"
+    return None
 
 
 def _meta_checks(connector: AsyncConnectorBase[Any]) -> tuple[list[CheckResult], ResourceMeta | None]:
@@ -286,7 +298,8 @@ async def _call_checks(
         hint = (
             "" if _handled(e) else " (raise a flyteconnect error, e.g. ConnectorError, so callers get a clean status)"
         )
-        out.append(CheckResult(label, "get unknown job", status, f"raised {type(e).__name__}: {e}{hint}"))
+        detail = f"raised {type(e).__name__}: {e}{where_raised(e)}{hint}"
+        out.append(CheckResult(label, "get unknown job", status, detail))
     problems: list[str] = []
     for attempt in ("first", "second"):
         try:
@@ -294,7 +307,7 @@ async def _call_checks(
         except asyncio.TimeoutError:
             problems.append(f"{attempt} delete did not return within {timeout}s")
         except Exception as e:
-            problems.append(f"{attempt} delete raised {type(e).__name__}: {e}")
+            problems.append(f"{attempt} delete raised {type(e).__name__}: {e}{where_raised(e)}")
     detail = "; ".join(problems) or "deleting an unknown job twice succeeded"
     out.append(CheckResult(label, "delete idempotent", FAIL if problems else PASS, detail))
     return out
