@@ -165,6 +165,20 @@ async def test_openai_batch_create_get_delete(server: Served, openai_api: Record
     assert len(cancelled) == 1 and openai_api.paths()[-1].endswith("/cancel")
 
 
+async def test_openai_batch_on_flyte_2(server: Served, openai_api: RecordingServer) -> None:
+    """The same plugin through Flyte 2's AsyncConnectorService, from the same server."""
+    import openai
+    from flytekitplugins.openai import BatchEndpointTask
+
+    client = openai.OpenAI(base_url=f"{openai_api.url}/v1", api_key="sk-test")
+    uploaded = client.files.create(file=("batch.jsonl", b'{"custom_id": "2"}\n'), purpose="batch")
+    task = BatchEndpointTask(name="openai.batch2", config={"endpoint": "/v1/chat/completions"}, openai_organization="o")
+    propeller = FakePropeller(server.address, protocol="v2", poll_interval=0.05)
+    result = await propeller.run(serialize(task), {"input_file_id": uploaded.id})
+    assert result.phase == Phase.SUCCEEDED, result.message
+    assert result.outputs["result"]["input_file_id"] == uploaded.id
+
+
 async def test_chatgpt_execute_task_sync(server: Served, openai_api: RecordingServer) -> None:
     from flytekitplugins.openai import ChatGPTTask
 
