@@ -4,15 +4,15 @@ with a TaskTemplate serialized by the plugin's own task class, its endpoint poin
 - emulated to completion: the OpenAI batch connector (Files and Batches on a local fake: create, get, delete), the
   ChatGPT connector (ExecuteTaskSync), the SageMaker endpoint connector and the Boto connector (moto's server:
   model, endpoint config, endpoint created, polled to InService, deleted); the SageMaker job connectors (training,
-  processing, transform, tuning, recommender) create and poll on moto as far as moto emulates each;
+  processing, transform, tuning, recommender) create and poll on moto as far as moto emulates each; the Airflow
+  connector runs an Airflow FileSensor (polled, deleted, then run to SUCCEEDED once its file exists);
 - reaching their service on loopback: Databricks (its HTTPS call), BigQuery (OAuth token and jobs API on the fake),
   Slurm (its SSH connection, refused on 127.0.0.1:22: the plugin then calls sys.exit(1), which costs the call, not
   the server), K8s DataService (the Kubernetes client's call, refused on localhost);
 - MMCloud: reaches its client, the ``float`` command line, which is not installed here.
 
-Snowflake, PERIAN and Airflow are listed and load (test_flytekit_served) but are not driven here: Snowflake's and
-PERIAN's clients dial fixed public hosts (no setting points them elsewhere), and Airflow's connector runs an Airflow
-operator whose service would need its own fake (docs/migrating.md).
+Snowflake and PERIAN are listed and load (test_flytekit_served) but are not driven here: their clients dial fixed
+public hosts (no setting points them elsewhere; docs/migrating.md).
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ def server(
         NO_GCE_CHECK="True",  # never probe the GCE metadata server
         GCE_METADATA_HOST="127.0.0.1:9",
         KUBERNETES_SERVICE_HOST="",
+        AIRFLOW_CONN_FS_DEFAULT="fs://?path=%2F",  # Airflow's FileSensor looks its connection up (env first)
     )
     with flyteconnect_serve(tmp / "server.log", env, "--no-entry-points", "--flytekit-plugins") as served:
         yield served
@@ -365,6 +366,25 @@ def test_sagemaker_job_connectors_reach_moto(server: Served, job: str) -> None:
         assert "when calling the Describe" in e.details(), e.details()
     else:
         assert reply.resource.phase in (Phase.QUEUED, Phase.INITIALIZING, Phase.RUNNING, Phase.SUCCEEDED)
+
+
+async def test_airflow_file_sensor_create_get(server: Served, tmp_path: Path) -> None:
+    """The Airflow connector runs an Airflow sensor (here FileSensor, on this machine's files) in the server."""
+    from flytekitplugins.airflow.task import AirflowObj, AirflowTask
+
+    target = tmp_path / "ready.flag"
+    sensor = AirflowObj(
+        module="airflow.sensors.filesystem",
+        name="FileSensor",
+        parameters={"task_id": "wait_for_flag", "filepath": str(target)},
+    )
+    template = serialize(AirflowTask(name="airflow.wait_for_flag", task_config=sensor))
+    propeller = FakePropeller(server.address, poll_interval=0.05)
+    waiting = await propeller.run(template, abort_after_polls=2)
+    assert waiting.phase == Phase.ABORTED, waiting.message  # polled RUNNING twice, then deleted
+    target.write_text("ok")
+    result = await propeller.run(template)
+    assert result.phase == Phase.SUCCEEDED, result.message
 
 
 # ----------------------------------------------------------------------------- reaching the service only
