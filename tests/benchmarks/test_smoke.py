@@ -137,3 +137,25 @@ def test_ab_smoke_compares_a_commit_with_this_checkout_and_cleans_up() -> None:
     assert all(float(us) > 0 for us in cells[7].split("/"))  # CPU per call of each server
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "flyteconnect-ab-" not in worktrees
+
+
+def test_polling_benchmark_counts_the_calls_pacing_saves() -> None:
+    # The call counts are exact (a simulated clock): 200 jobs polled every 10 s for 60 s are 1,200 polls; with a
+    # 60 s poll_interval each job reaches the connector once.
+    from benchmarks.polling import external_calls
+
+    counts = external_calls(jobs=200, period=10.0, interval=60.0, seconds=60.0)
+    assert counts.polls == 1200
+    assert counts.without == 1200 / 60 and counts.paced == 200 / 60
+    assert abs(counts.ratio - 1 / 6) < 1e-9
+
+
+def test_polling_benchmark_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    # Tiny sizes: three servers (paced in memory, paced on a redis-server it starts, unpaced) under h2load, and the
+    # memory of both stores; every GetTask is checked OK by the benchmark itself.
+    from benchmarks.polling import main
+
+    assert main(["--jobs", "100", "--seconds", "20", "--requests", "300", "--rounds", "1"]) == 0
+    report = capsys.readouterr().out
+    for line in ("| **Redis / in-memory** |", "| in-memory store (tracemalloc) |", "| Redis (INFO used_memory) |"):
+        assert line in report
