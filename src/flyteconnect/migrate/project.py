@@ -8,7 +8,6 @@ modules (``task.py``) that a connector server neither needs nor can import witho
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,7 +121,5 @@ def migrate(source: Path, out: Path) -> Migration:
 
 def display(path: Path) -> str:
     """``path`` relative to the working directory when it is under it."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+    cwd = Path.cwd()
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
