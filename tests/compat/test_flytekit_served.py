@@ -160,3 +160,19 @@ def test_metrics_count_flytekit_connectors(ours: Served) -> None:
         text = reply.read().decode()
     assert 'flyte_connector_requests_success_total{operation="create",task_type="echo"}' in text
     assert 'flyte_connector_requests_success_total{operation="get",task_type="echo"}' in text
+
+
+def test_list_says_where_each_flytekit_connector_came_from(env: dict[str, str]) -> None:
+    import json
+    import subprocess
+
+    from .compat_support import BIN
+
+    argv = [str(BIN / "flyteconnect"), "list", "--json", "--flytekit-plugins", "-m", ECHO]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=True)
+    listed = json.loads(out.stdout)  # what the plugins log while they import goes to stderr
+    sources = {row["task_type"]: row["source"] for row in listed["connectors"]}
+    assert sources["bigquery_query_job_task"] == "flytekit plugin bigquery (flytekitplugins.bigquery)"
+    assert sources["echo"] == f"module {ECHO}"
+    assert sources["sensor"].startswith("entry point")  # the built-in stands in for flytekit's Sensor
+    assert listed["failures"] == {}

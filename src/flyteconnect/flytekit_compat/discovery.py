@@ -13,6 +13,7 @@ Two ways in, both used by ``flyteconnect.server.loading``:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import logging
@@ -46,8 +47,11 @@ class FlytekitConnectors:
     def plugins(self) -> list[tuple[ConnectorBase, str]]:
         """Every connector ``pyflyte serve connector`` would serve here (not yet taken), with its source."""
         try:
-            importlib.import_module("flytekit")
-            importlib.import_module("flytekit.extras.webhook")
+            # Plugins log to stdout while they import (airflow configures its logging then; flytekit's console
+            # handler is created then): send that to stderr, where logs go, so stdout stays the command's output.
+            with contextlib.redirect_stdout(sys.stderr):
+                importlib.import_module("flytekit")
+                importlib.import_module("flytekit.extras.webhook")
         except Exception as e:  # pyflyte would not start at all; we serve the rest and say why these are missing
             if isinstance(e, ModuleNotFoundError) and e.name == "flytekit":
                 reason = "flytekit is not installed: pip install 'flyteconnect[flytekit]' and the plugins to serve"

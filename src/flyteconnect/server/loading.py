@@ -89,7 +89,7 @@ def _flytekit_plugins(flytekit: Any, found: list[tuple[ConnectorBase, str]]) -> 
     plugins = []
     for connector, source in flytekit.plugins():
         if source == FLYTEKIT_BUILT_IN and connector.task_category in taken:
-            log.info("flytekit's %s gives way to the built-in for %s", connector.name, connector.task_category)
+            log.debug("flytekit's %s gives way to the built-in for %s", connector.name, connector.task_category)
             continue
         plugins.append((connector, source))
     return plugins
