@@ -28,6 +28,7 @@ from flyteconnect.errors import InvalidRequest
 from flyteconnect.memo import remember
 from flyteconnect.protostruct import config_to_dict, copier, struct_to_dict
 from flyteconnect.template_parts import Container, K8sPod
+from flyteconnect.wire import field_bytes
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -362,8 +363,6 @@ class TaskExecutionMetadata(_FromBytes):
         raw: bytes | None = getattr(self, "_raw", None)  # unset unless built from bytes
         if raw is None:
             return bytes(self._pb.task_execution_id.SerializeToString(deterministic=True))
-        from flyteconnect.wire import field_bytes
-
         try:
             return field_bytes(raw, 1) or b""
         except ValueError as e:

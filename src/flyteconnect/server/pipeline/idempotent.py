@@ -26,11 +26,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from flyteconnect.errors import TransientError
-from flyteconnect.server.pipeline.job_state import saved_counter, shared_state
+from flyteconnect.server.pipeline.job_state import CallCounts, shared_state
 from flyteconnect.server.pipeline.policy import Policy, PolicyContext, Proceed
 
 if TYPE_CHECKING:
-    from flyteconnect.server.metrics import ServerMetrics
     from flyteconnect.server.pipeline.call import Call
     from flyteconnect.state import StateStore
 
@@ -44,22 +43,20 @@ _POLL_FIRST, _POLL_MAX = 0.02, 0.5
 
 
 def create_key(label: str, execution_id: bytes) -> str:
-    """``create:<digest>`` of the task category and the serialized task execution identifier (retry attempt
-    included; Propeller writes the same identifier as the same bytes)."""
-    digest = hashlib.blake2b(execution_id, digest_size=16)
-    digest.update(label.encode())
-    return "create:" + digest.hexdigest()
+    """``create:<task category>:<digest>`` of the serialized task execution identifier (retry attempt included;
+    Propeller writes the same identifier as the same bytes)."""
+    return f"create:{label}:{hashlib.blake2b(execution_id, digest_size=16).hexdigest()}"
 
 
 class IdempotentCreate(Policy):
     """One create per task execution attempt (see the module docstring)."""
 
-    __slots__ = ("counts_calls", "creating", "metrics", "shared", "ttl", "waiting")
+    __slots__ = ("counts", "counts_calls", "creating", "shared", "ttl", "waiting")
 
-    def __init__(self, shared: dict[str, Any], ttl: float, metrics: ServerMetrics) -> None:
+    def __init__(self, shared: dict[str, Any], ttl: float, counts: CallCounts) -> None:
         self.shared = shared
         self.ttl = ttl
-        self.metrics = metrics
+        self.counts = counts
         self.counts_calls = True
         self.creating: set[str] = set()
         """Keys of the creates in flight in this process."""
@@ -84,7 +81,7 @@ class IdempotentCreate(Policy):
                 return await self._create(call, proceed, store, key)
             created = found[len(DONE) :] if found.startswith(DONE) else await self._wait(call, store, key)
             if created is not None:
-                saved_counter(self.metrics, call, "idempotent").inc()
+                self.counts.saved["idempotent"].value += 1
                 # The reply of a create is its encoded resource_meta (no convert): the recorded bytes are it.
                 return created if call.convert is None else call.answer(call.entry.decode(created))
             # The claim vanished (its create failed or its owner died): claim it ourselves.
@@ -93,7 +90,7 @@ class IdempotentCreate(Policy):
         self.creating.add(key)
         try:
             if self.counts_calls:
-                self.metrics.external_calls.labels(call.entry.category.name, "create").inc()
+                self.counts.external.value += 1
             try:
                 reply = await proceed(call)
             except BaseException:
@@ -138,4 +135,5 @@ def idempotent_create(ctx: PolicyContext) -> IdempotentCreate | None:
     """Factory: on ``create``, unless the connector or the operator set ``idempotent_create`` to False."""
     if ctx.operation != "create" or not ctx.settings.get("idempotent_create", True):
         return None
-    return IdempotentCreate(ctx.shared, float(ctx.settings.get("idempotency_ttl", 86_400.0)), ctx.metrics)
+    ttl = float(ctx.settings.get("idempotency_ttl", 86_400.0))
+    return IdempotentCreate(ctx.shared, ttl, CallCounts.of(ctx, "idempotent"))

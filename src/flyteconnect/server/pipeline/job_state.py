@@ -29,12 +29,14 @@ if TYPE_CHECKING:
     from flyteconnect.server.metrics import Count, ServerMetrics
     from flyteconnect.server.pipeline.call import Call
 
-__all__ = ["CALLBACKS", "STATE", "JobState", "job_state", "saved_counter", "shared_state"]
+__all__ = ["CALLBACKS", "STATE", "CallCounts", "JobState", "job_state", "shared_state"]
 
 STATE = "state"
 """``PolicyContext.shared`` key of the server's ``StateStore``."""
 CALLBACKS = "callbacks"
 """``PolicyContext.shared`` key of the server's ``CallbackServer`` (absent: callbacks off)."""
+ANSWERS = ("callback", "terminal", "pacing")
+"""Why a record answers a poll (the ``reason`` label of ``flyte_connector_calls_saved_total``)."""
 RUNNING_TTL_EXTRA = 600.0
 """Seconds a non-terminal record outlives its next poll time (a job nobody polls is forgotten)."""
 
@@ -47,21 +49,32 @@ def shared_state(shared: dict[str, Any]) -> StateStore:
     return store  # type: ignore[no-any-return]
 
 
-def saved_counter(metrics: ServerMetrics, call: Call, reason: str) -> Count:
-    """``flyte_connector_calls_saved_total`` for this call and ``reason``."""
-    return metrics.calls_saved.labels(call.entry.category.name, call.operation, reason)
+class CallCounts:
+    """The economics counters of one (connector, operation), resolved once when the pipeline is built."""
+
+    __slots__ = ("delayed", "external", "saved")
+
+    def __init__(self, metrics: ServerMetrics, task_type: str, operation: str, reasons: tuple[str, ...]) -> None:
+        self.external: Count = metrics.external_calls.labels(task_type, operation)
+        self.delayed: Count = metrics.calls_delayed.labels(task_type, operation)
+        self.saved: dict[str, Count] = {r: metrics.calls_saved.labels(task_type, operation, r) for r in reasons}
+
+    @classmethod
+    def of(cls, ctx: PolicyContext, *reasons: str) -> CallCounts:
+        """The counters of the pipeline ``ctx`` builds, with the saved-call ``reasons`` its policy counts."""
+        return cls(ctx.metrics, ctx.entry.category.name, ctx.operation, reasons)
 
 
 class JobState(Policy):
     """Answers GetTask from the job's record when the connector need not be asked (see the module docstring)."""
 
-    __slots__ = ("clock", "counts_calls", "interval", "metrics", "shared", "terminal_ttl")
+    __slots__ = ("clock", "counts", "counts_calls", "interval", "shared", "terminal_ttl")
 
-    def __init__(self, shared: dict[str, Any], interval: float, terminal_ttl: float, metrics: ServerMetrics) -> None:
+    def __init__(self, shared: dict[str, Any], interval: float, terminal_ttl: float, counts: CallCounts) -> None:
         self.shared = shared
         self.interval = interval
         self.terminal_ttl = terminal_ttl
-        self.metrics = metrics
+        self.counts = counts
         self.counts_calls = True
         """Count the calls this policy lets through (a rate limit inside it counts them instead)."""
         self.clock = time.time
@@ -84,10 +97,10 @@ class JobState(Policy):
             call.note(JobRecord, record)  # the rate limit answers from it when its bucket is empty
             reason = _answerable(record, now)
             if reason is not None:
-                saved_counter(self.metrics, call, reason).inc()
+                self.counts.saved[reason].value += 1
                 return call.answer(record.to_resource())
         if self.counts_calls:
-            self.metrics.external_calls.labels(call.entry.category.name, "get").inc()
+            self.counts.external.value += 1
         reply = await proceed(call)
         resource = call.outcome
         if resource is not None:  # the connector answered (not an inner policy from state)
@@ -127,4 +140,5 @@ def job_state(ctx: PolicyContext) -> JobState | None:
     limited = bool(ctx.settings.get("rate") or ctx.settings.get("max_concurrency"))
     if interval <= 0 and not limited and ctx.shared.get(CALLBACKS) is None:
         return None
-    return JobState(ctx.shared, interval, float(ctx.settings.get("terminal_ttl", 3600.0)), ctx.metrics)
+    terminal_ttl = float(ctx.settings.get("terminal_ttl", 3600.0))
+    return JobState(ctx.shared, interval, terminal_ttl, CallCounts.of(ctx, *ANSWERS))

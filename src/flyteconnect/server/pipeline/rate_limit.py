@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 from flyteconnect.connector import Phase, Resource
 from flyteconnect.errors import TransientError
 from flyteconnect.server.pipeline.idempotent import IdempotentCreate
-from flyteconnect.server.pipeline.job_state import JobState, saved_counter
+from flyteconnect.server.pipeline.job_state import CallCounts, JobState
 from flyteconnect.server.pipeline.policy import Policy, PolicyContext, Proceed
 from flyteconnect.state.jobs import JobRecord
 
 if TYPE_CHECKING:
-    from flyteconnect.server.metrics import ServerMetrics
     from flyteconnect.server.pipeline.call import Call
 
 __all__ = ["Limiter", "RateLimit", "TokenBucket", "rate_limit"]
@@ -126,27 +125,26 @@ async def _until(awaitable: Any, deadline: float | None, what: str) -> None:
 class RateLimit(Policy):
     """Holds a connector's calls to its limiter (see the module docstring)."""
 
-    __slots__ = ("limiter", "metrics")
+    __slots__ = ("counts", "limiter")
 
-    def __init__(self, limiter: Limiter, metrics: ServerMetrics) -> None:
+    def __init__(self, limiter: Limiter, counts: CallCounts) -> None:
         self.limiter = limiter
-        self.metrics = metrics
+        self.counts = counts
 
     async def around(self, call: Call, proceed: Proceed) -> Any:
         """Call through the limiter; a ``get`` without capacity answers from state."""
         limiter = self.limiter
-        task_type = call.entry.category.name
         if call.operation == "get":
             if not limiter.try_acquire():
-                saved_counter(self.metrics, call, "rate_limited").inc()
+                self.counts.saved["rate_limited"].value += 1
                 record: JobRecord | None = call.noted(JobRecord)
                 if record is not None:
                     return call.answer(record.to_resource())
                 return call.answer(Resource(phase=Phase.RUNNING, message="status not checked: rate limited"))
         elif await limiter.acquire(call.deadline, f"{call.entry.name} {call.operation}"):
-            self.metrics.calls_delayed.labels(task_type, call.operation).inc()
+            self.counts.delayed.value += 1
         try:
-            self.metrics.external_calls.labels(task_type, call.operation).inc()
+            self.counts.external.value += 1
             return await proceed(call)
         finally:
             limiter.release()
@@ -169,4 +167,4 @@ def rate_limit(ctx: PolicyContext) -> RateLimit | None:
     for outer in (ctx.built(JobState), ctx.built(IdempotentCreate)):
         if outer is not None:
             outer.counts_calls = False  # this policy counts the calls that reach the connector
-    return RateLimit(limiter, ctx.metrics)
+    return RateLimit(limiter, CallCounts.of(ctx, "rate_limited"))
