@@ -81,3 +81,23 @@ async def test_servers_sharing_redis_share_the_pacing(redis_server: object) -> N
         await b.get(meta)
         await b.get(meta)
         assert (one.gets, two.gets) == (1, 0)  # the second replica answered from the first one's poll
+
+
+async def test_flyte2_polls_are_paced_too() -> None:
+    import grpc
+    from flyteidl2.connector import connector_pb2, service_pb2_grpc
+    from flyteidl2.core import tasks_pb2 as v2_tasks
+
+    connector = Counted(poll_interval=3600)
+    async with serving(connector, protocols=["v1", "v2"]) as (handle, _):
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            stub = service_pb2_grpc.AsyncConnectorServiceStub(channel)
+            created = await stub.CreateTask(
+                connector_pb2.CreateTaskRequest(template=v2_tasks.TaskTemplate(type="counted"), output_prefix="/o"),
+                timeout=10,
+            )
+            category = connector_pb2.TaskCategory(name="counted", version=0)
+            request = connector_pb2.GetTaskRequest(task_category=category, resource_meta=created.resource_meta)
+            answers = [(await stub.GetTask(request, timeout=10)).resource for _ in range(3)]
+        assert connector.gets == 1
+        assert {(a.phase, a.message) for a in answers} == {(Phase.RUNNING, "running")}
