@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError, Message
 
 from flyteconnect.errors import InvalidRequest
 from flyteconnect.memo import remember
-from flyteconnect.protostruct import config_to_dict, copier, struct_to_dict
+from flyteconnect.protostruct import config_copier, config_to_dict
 from flyteconnect.template_parts import Container, K8sPod
 from flyteconnect.wire import field_bytes
 
@@ -296,7 +296,8 @@ class TaskTemplate(_FromBytes):
 
 
 class _TemplateFacts:
-    """What every view of the same template bytes shares: immutable values, and a copier of ``custom``."""
+    """What every view of the same template bytes shares: immutable values, and ``custom``'s copier (from the one
+    config memo, ``protostruct.config_copier``)."""
 
     __slots__ = ("_custom", "config", "type", "version")
 
@@ -312,7 +313,7 @@ class _TemplateFacts:
         if copy is None:
             # From the bytes, not from view._pb: the connector holding this view may have changed its proto.
             pb = _parse(tasks_pb2.TaskTemplate, view._raw)
-            copy = self._custom = copier(struct_to_dict(pb.custom) if pb.HasField("custom") else {})
+            copy = self._custom = config_copier(pb.custom) if pb.HasField("custom") else dict
         return copy()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from flyteconnect.memo import remember
 
-__all__ = ["config_to_dict", "copier", "struct_to_dict", "value_to_python"]
+__all__ = ["config_copier", "config_to_dict", "copier", "struct_to_dict", "value_to_python"]
 
 _MEMO: dict[bytes, Callable[[], dict[str, Any]]] = {}
 _MEMO_ENTRIES = 512
@@ -53,16 +53,21 @@ def value_to_python(value: Any) -> Any:
 
 def config_to_dict(struct: Any) -> dict[str, Any]:
     """``struct_to_dict`` memoized by content; each call returns a new dict the caller may change freely."""
+    return config_copier(struct)()
+
+
+def config_copier(struct: Any) -> Callable[[], dict[str, Any]]:
+    """A ``copier`` of ``struct_to_dict(struct)``: the one memo of converted configs (a template's ``custom``), by
+    the Struct's bytes (bounded; a Struct over 64 KiB is converted and not kept)."""
     key = struct.SerializeToString()
     copy = _MEMO.get(key)
     if copy is not None:
-        return copy()
-    result = struct_to_dict(struct)
+        return copy
+    # The memo keeps the converted dict as its original: every caller gets a copy.
+    copy = copier(struct_to_dict(struct))
     if len(key) > _MEMO_MAX_BYTES:
-        return result
-    # The memo keeps ``result`` as its original: the caller gets a copy.
-    fresh: dict[str, Any] = remember(_MEMO, key, copier(result), _MEMO_ENTRIES)()
-    return fresh
+        return copy
+    return remember(_MEMO, key, copy, _MEMO_ENTRIES)
 
 
 def copier(value: Any) -> Callable[[], Any]:

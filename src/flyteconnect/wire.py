@@ -17,6 +17,8 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flyteconnect.memo import remember
+
 __all__ = ["delimited", "literal_map_bytes", "varint"]
 
 _ONE_BYTE = [bytes((i,)) for i in range(256)]
@@ -147,7 +149,9 @@ def literal_map_bytes(values: Mapping[str, Any], encode: Callable[[str, Any], An
     return b"".join(parts)
 
 
-# Entry heads (everything before the value's bytes) by output name, per fixed-size value kind; bounded.
+# Entry heads (everything before the value's bytes) by output name, per fixed-size value kind; bounded by the one
+# memo rule (``memo.remember``). Measured: without them GetTask with three outputs costs 2.5k instructions more in
+# process (53.7k -> 56.2k), above the +3% a refactor may cost, so they stay.
 _FLOAT_HEADS: dict[str, bytes] = {}
 _INT1_HEADS: dict[str, bytes] = {}
 _INT2_HEADS: dict[str, bytes] = {}
@@ -155,9 +159,7 @@ _HEADS_PER_KIND = 4096
 
 
 def _remember(heads: dict[str, bytes], name: str, head: bytes) -> bytes:
-    if len(heads) < _HEADS_PER_KIND:
-        heads[name] = head
-    return head
+    return remember(heads, name, head, _HEADS_PER_KIND)
 
 
 def _entry(key: bytes, name: str, value: Any, encode: Callable[[str, Any], Any]) -> bytes:

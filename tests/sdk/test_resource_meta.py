@@ -253,7 +253,7 @@ def test_handles_seen_before_give_fresh_instances_and_run_post_init() -> None:
 
 
 def test_the_handle_memo_is_bounded_and_only_for_flat_positional_handles() -> None:
-    from flyteconnect.connector import _flat_handle
+    from flyteconnect.handles import _flat_handle
 
     flat = _flat_handle(OneField)
     assert flat is not None

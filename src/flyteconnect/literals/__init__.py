@@ -171,32 +171,27 @@ def literal_map_to_python(
     return out
 
 
-def to_literal_map_proto(
-    outputs: Any, type_hints: Mapping[str, Any] | None = None, *, into: literals_pb2.LiteralMap | None = None
-) -> literals_pb2.LiteralMap:
-    """Resource outputs (a dict, a ``flyteconnect.models.LiteralMap`` view or a LiteralMap proto) as a proto.
-
-    With ``into`` (an empty map, e.g. a reply's ``outputs`` field) the result is written there and returned.
-    """
+def to_literal_map_proto(outputs: Any, type_hints: Mapping[str, Any] | None = None) -> literals_pb2.LiteralMap:
+    """Resource outputs (a dict, a ``flyteconnect.models.LiteralMap`` view, a LiteralMap proto, or a Flyte 2
+    ``flyteidl2.task.Outputs`` proto, whose bytes are a LiteralMap's) as a LiteralMap proto."""
     if type(outputs) is dict:  # the common case first
-        return to_literal_map(outputs, type_hints, what="output", into=into)
+        return to_literal_map(outputs, type_hints, what="output")
     if isinstance(outputs, literals_pb2.LiteralMap):
-        pb = outputs
-    elif hasattr(outputs, "to_flyte_idl"):
-        pb = outputs.to_flyte_idl()
-    elif isinstance(outputs, Mapping):
-        return to_literal_map(outputs, type_hints, what="output", into=into)
-    else:
-        raise LiteralError(f"outputs must be a dict or a LiteralMap, got {type(outputs).__name__}")
-    if into is None:
+        return outputs
+    if _is_flyte2_outputs(outputs):
+        return literals_pb2.LiteralMap.FromString(outputs.SerializeToString())
+    if hasattr(outputs, "to_flyte_idl"):
+        pb: literals_pb2.LiteralMap = outputs.to_flyte_idl()
         return pb
-    into.CopyFrom(pb)
-    return into
+    if isinstance(outputs, Mapping):
+        return to_literal_map(outputs, type_hints, what="output")
+    raise LiteralError(f"outputs must be a dict or a LiteralMap, got {type(outputs).__name__}")
 
 
 def to_literal_map_bytes(outputs: Any) -> bytes:
     """``to_literal_map_proto(outputs).SerializeToString()``, for the same inputs; a dict's int, float, str and
-    bool values are written without building their protos (the server's reply path, ``flyteconnect.wire``)."""
+    bool values are written without building their protos (the server's reply path, ``flyteconnect.wire``), and a
+    proto is serialized as it is (a Flyte 2 ``Outputs`` keeps its own fields: the reply is its bytes)."""
     if type(outputs) is dict or (isinstance(outputs, Mapping) and not hasattr(outputs, "to_flyte_idl")):
         try:
             return literal_map_bytes(outputs, _encode_output)
@@ -205,8 +200,17 @@ def to_literal_map_bytes(outputs: Any) -> bytes:
                 if not isinstance(name, str):
                     raise LiteralError(f"output names must be str, got {type(name).__name__} ({name!r})") from None
             raise
+    if _is_flyte2_outputs(outputs):
+        return outputs.SerializeToString()  # type: ignore[no-any-return]
     data: bytes = to_literal_map_proto(outputs).SerializeToString()
     return data
+
+
+def _is_flyte2_outputs(value: Any) -> bool:
+    """A ``flyteidl2.task.Outputs`` (``repeated NamedLiteral literals = 1``: a LiteralMap's bytes), known by name so
+    flyteidl2 is never imported here."""
+    descriptor = getattr(type(value), "DESCRIPTOR", None)
+    return getattr(descriptor, "full_name", None) == "flyteidl2.task.Outputs"
 
 
 def _encode_output(name: str, value: Any) -> literals_pb2.Literal:

@@ -3,9 +3,9 @@
 Protocol adapters (``flyteidl_v1``, ``flyteidl_v2``) turn requests into the SDK's views and call::
 
     d = Dispatcher(registry, DispatchConfig(...))          # snapshot of the registry; owns the worker threads
-    meta: bytes    = await d.create(key, template, output_prefix, inputs, task_execution_metadata, timeout=t, **extra)
+    value: T       = await d.create(key, template, output_prefix, inputs, metadata, convert=to_reply, timeout=t)
     value: T       = await d.get(key, resource_meta_bytes, convert=to_reply, timeout=t, **extra)
-    None           = await d.delete(key, resource_meta_bytes, timeout=t, **extra)
+    value: T       = await d.delete(key, resource_meta_bytes, convert=to_reply, timeout=t, **extra)
     value: T       = await d.do(key, template, output_prefix, inputs, convert=to_reply, timeout=t, **extra)
     value: Any     = await d.get_metrics(key, resource_meta_bytes, convert=check, timeout=t, **extra)
     async for page in d.get_logs(key, resource_meta_bytes, convert=check, timeout=t, **extra): ...
@@ -16,9 +16,9 @@ Protocol adapters (``flyteidl_v1``, ``flyteidl_v2``) turn requests into the SDK'
 - ``key`` is ``(task_type_name, version)`` (a tuple, the fast path) or a ``TaskCategory``.
 - ``timeout`` is the caller's remaining deadline in seconds (``context.time_remaining()``) or None.
 - ``extra`` keyword arguments are passed to the connector method when its signature accepts them (Flyte 2 passes
-  the request's connection secrets/configs this way); ``convert`` turns the connector's checked ``Resource`` (or
-  metrics / logs response) into the protocol's reply inside the pipeline's error handling: a failure there is the
-  connector's bug (INTERNAL), not the caller's.
+  the request's connection secrets/configs this way); ``convert`` turns the connector's checked result (a
+  ``Resource``, the encoded resource_meta, None for delete, a metrics / logs response) into the protocol's reply
+  inside the pipeline's error handling: a failure there is the connector's bug (INTERNAL), not the caller's.
 - Every failure is raised as ``CallFailed(code, details)`` (``flyteconnect.server.errors``), already logged and
   counted. ``asyncio.CancelledError`` passes through.
 
@@ -332,11 +332,12 @@ class Dispatcher:
         inputs: Any = None,
         task_execution_metadata: Any = None,
         *,
+        convert: Callable[[bytes], T] | None = None,
         timeout: float | None = None,
         input_bytes: int | None = None,
         **extra: Any,
-    ) -> Coroutine[Any, Any, bytes]:
-        """Call ``create``; gives the encoded resource_meta."""
+    ) -> Coroutine[Any, Any, T]:
+        """Call ``create``; gives the encoded resource_meta (``convert(resource_meta)`` with ``convert``)."""
         entry = self.lookup(key, "create")
         _observe_inputs(entry, inputs, input_bytes)
         kwargs = {
@@ -347,7 +348,7 @@ class Dispatcher:
         }
         if extra:
             kwargs.update(extra)
-        return entry.pipelines["create"].run(kwargs, None, None, timeout)
+        return entry.pipelines["create"].run(kwargs, None, convert, timeout)
 
     def get(
         self,
@@ -369,11 +370,12 @@ class Dispatcher:
         key: tuple[str, int] | TaskCategory,
         resource_meta: bytes,
         *,
+        convert: Callable[[None], T] | None = None,
         timeout: float | None = None,
         **extra: Any,
-    ) -> Coroutine[Any, Any, None]:
-        """Call ``delete``."""
-        return self.lookup(key, "delete").pipelines["delete"].run(extra, resource_meta, None, timeout)
+    ) -> Coroutine[Any, Any, T]:
+        """Call ``delete``; gives None (``convert(None)`` with ``convert``: the adapter's reply)."""
+        return self.lookup(key, "delete").pipelines["delete"].run(extra, resource_meta, convert, timeout)
 
     def do(
         self,

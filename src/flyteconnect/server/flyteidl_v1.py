@@ -1,11 +1,12 @@
 """Flyte 1 wire adapter: ``flyteidl.service.{AsyncAgentService, SyncAgentService, AgentMetadataService}``.
 
-The servicers only translate: protos in → SDK views → ``Dispatcher`` → protos out, and ``CallFailed`` → status.
-Requests arrive as raw bytes and are parsed by ``grpc_util.parse`` (malformed ones are INVALID_ARGUMENT); the servicer
+The servicers only translate: request bytes → SDK views → ``Dispatcher`` → reply bytes. Each RPC is a plain
+``_start`` function (read the request, return the dispatcher's awaitable) made a servicer method by the shared error
+boundary (``adapter.rpc``: a ``CallFailed`` becomes the call's status). Requests arrive as raw bytes; the servicer
 methods also accept parsed request protos, so they can be called directly. CreateTask and ExecuteTaskSync parse
-shallowly (``shallow``: template, inputs and metadata stay bytes until the connector reads them); GetTask remembers
-the polls it has seen by their bytes. CreateTask, GetTask, DeleteTask and ExecuteTaskSync answer serialized replies
-(``replies``: written as wire bytes, no message built).
+shallowly (``shallow``: template, inputs and metadata stay bytes until the connector reads them); GetTask and
+DeleteTask are read through the shared ``PollReader`` (remembered by their bytes). CreateTask, GetTask, DeleteTask and
+ExecuteTaskSync answer serialized replies (``replies``: written as wire bytes, no message built).
 
 Improvements over the reference server: GetTaskLogs really streams every page; GetTaskMetrics/GetTaskLogs/GetAgent
 map errors (NOT_FOUND, UNIMPLEMENTED...) instead of answering UNKNOWN; ExecuteTaskSync checks the stream shape
@@ -16,23 +17,21 @@ parameters (``lines``, ``token``, ``queries``, ``start_time``, ``end_time``, ``s
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import grpc
 from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 
-from flyteconnect.errors import InvalidRequest
-from flyteconnect.memo import remember
-from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
+from flyteconnect.models import LiteralMap, TaskExecutionMetadata
 from flyteconnect.server import direct, replies
+from flyteconnect.server.adapter import PollReader, Routed, client_stream_rpc, rpc, stream_rpc, template_of
 from flyteconnect.server.dispatch import Dispatcher
 from flyteconnect.server.errors import CallFailed
 from flyteconnect.server.grpc_util import (
     SERIALIZED,
     SnapshotReply,
-    abort,
     add_services,
     bidi_stream,
     parse,
@@ -61,19 +60,19 @@ _ExecuteTaskSyncRequest = shallow(agent_pb2.ExecuteTaskSyncRequest)
 _CreateRequestHeader = shallow(agent_pb2.CreateRequestHeader)
 
 
-def _template(raw: bytes) -> TaskTemplate:
-    """The request's template (its type and version route the call): malformed bytes are INVALID_ARGUMENT."""
-    try:
-        return TaskTemplate.from_bytes(raw)
-    except InvalidRequest as e:
-        raise CallFailed(_INVALID, str(e)) from None
-
-
 def _key(request: Any) -> tuple[str, int]:
     """Routing key: task_category when it has a name, else the deprecated task_type at version 0 (as the reference)."""
     cat = request.task_category
     name = cat.name
     return (name, cat.version) if name else (request.task_type, 0)
+
+
+def _routed(cls: Any) -> Any:
+    def read(request: Any) -> Routed:
+        req = parse(cls, request)
+        return _key(req), req.resource_meta, None
+
+    return read
 
 
 def _metrics_pb(value: Any) -> agent_pb2.GetTaskMetricsResponse:
@@ -95,101 +94,79 @@ def _logs_pb(value: Any) -> agent_pb2.GetTaskLogsResponse:
 class AsyncConnectorService(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ignore[misc]
     """``flyteidl.service.AsyncAgentService``: CreateTask, GetTask, DeleteTask, GetTaskMetrics, GetTaskLogs."""
 
-    POLLS_REMEMBERED = 4096
+    POLLS_REMEMBERED = PollReader.LIMIT
 
     def __init__(self, dispatcher: Dispatcher | None = None) -> None:
         self._d = dispatcher or direct.attach(self)  # none: called directly, on the default registry (direct.py)
-        # GetTask request bytes -> (routing key, resource_meta): Propeller polls a job with the same bytes every
-        # time, so a poll seen before is not parsed again. Bounded; the oldest entry goes first.
-        self._polls: dict[bytes, tuple[tuple[str, int], bytes]] = {}
+        self._gets = PollReader(_routed(agent_pb2.GetTaskRequest))
+        self._polls = self._gets.memo  # GetTask request bytes -> (routing key, resource_meta, None)
+        self._deletes = PollReader(_routed(agent_pb2.DeleteTaskRequest))
 
-    def _poll(self, request: Any) -> tuple[tuple[str, int], bytes]:
-        """A GetTask request's routing key and resource_meta."""
-        polls = self._polls
-        if type(request) is bytes:
-            seen = polls.get(request)
-            if seen is not None:
-                return seen
-        req = parse(agent_pb2.GetTaskRequest, request)
-        found = (_key(req), req.resource_meta)
-        if type(request) is bytes:
-            remember(polls, request, found, self.POLLS_REMEMBERED)
-        return found
+    def _CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[bytes]:
+        if type(request) is not bytes:  # called directly with a request proto
+            request = request.SerializeToString()
+        req = parse(_CreateTaskRequest, request)
+        template, key = template_of(req.template)
+        inputs = req.inputs
+        return self._d.create(
+            key,
+            template,
+            req.output_prefix,
+            LiteralMap.from_bytes(inputs),
+            TaskExecutionMetadata.from_bytes(req.task_execution_metadata),
+            convert=replies.create_task,
+            timeout=context.time_remaining(),
+            input_bytes=len(inputs),
+        )
 
-    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """Start a job; answer its resource_meta (a serialized CreateTaskResponse)."""
-        try:
-            if type(request) is not bytes:  # called directly with a request proto
-                request = request.SerializeToString()
-            req = parse(_CreateTaskRequest, request)
-            template = _template(req.template)
-            inputs = req.inputs
-            meta = await self._d.create(
-                (template.type, template.task_type_version),
-                template,
-                req.output_prefix,
-                LiteralMap.from_bytes(inputs),
-                TaskExecutionMetadata.from_bytes(req.task_execution_metadata),
-                timeout=context.time_remaining(),
-                input_bytes=len(inputs),
-            )
-        except CallFailed as e:
-            return await abort(context, e)
-        return replies.create_task(meta)
+    def _GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[bytes]:
+        found = self._polls.get(request) if type(request) is bytes else None  # PollReader.read's hit, without a call
+        if found is None:
+            found = self._gets.read(request, self.POLLS_REMEMBERED)
+        return self._d.get(found[0], found[1], convert=replies.get_task_v1, timeout=context.time_remaining())
 
-    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """Poll a job (the hot path); answers a serialized GetTaskResponse."""
-        try:
-            key, resource_meta = self._poll(request)
-            reply: bytes = await self._d.get(
-                key, resource_meta, convert=replies.get_task_v1, timeout=context.time_remaining()
-            )
-        except CallFailed as e:
-            return await abort(context, e)
-        return reply
+    def _DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[bytes]:
+        key, resource_meta, _ = self._deletes.read(request, self.POLLS_REMEMBERED)
+        return self._d.delete(key, resource_meta, convert=_deleted, timeout=context.time_remaining())
 
-    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """Cancel a job (answers a serialized, empty DeleteTaskResponse)."""
-        try:
-            req = parse(agent_pb2.DeleteTaskRequest, request)
-            await self._d.delete(_key(req), req.resource_meta, timeout=context.time_remaining())
-        except CallFailed as e:
-            return await abort(context, e)
-        return _DELETED
+    def _GetTaskMetrics(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[Any]:
+        req = parse(agent_pb2.GetTaskMetricsRequest, request)
+        return self._d.get_metrics(
+            _key(req),
+            req.resource_meta,
+            convert=_metrics_pb,
+            timeout=context.time_remaining(),
+            queries=list(req.queries),
+            start_time=req.start_time,
+            end_time=req.end_time,
+            step=req.step,
+        )
 
-    async def GetTaskMetrics(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetTaskMetricsResponse:
-        """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""
-        try:
-            req = parse(agent_pb2.GetTaskMetricsRequest, request)
-            return await self._d.get_metrics(
-                _key(req),
-                req.resource_meta,
-                convert=_metrics_pb,
-                timeout=context.time_remaining(),
-                queries=list(req.queries),
-                start_time=req.start_time,
-                end_time=req.end_time,
-                step=req.step,
-            )
-        except CallFailed as e:
-            return await abort(context, e)
+    def _GetTaskLogs(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        req = parse(agent_pb2.GetTaskLogsRequest, request)
+        return self._d.get_logs(
+            _key(req),
+            req.resource_meta,
+            convert=_logs_pb,
+            timeout=context.time_remaining(),
+            lines=req.lines,
+            token=req.token,
+        )
 
-    async def GetTaskLogs(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        """Stream the connector's log pages (UNIMPLEMENTED when it has no get_logs)."""
-        try:
-            req = parse(agent_pb2.GetTaskLogsRequest, request)
-            pages = self._d.get_logs(
-                _key(req),
-                req.resource_meta,
-                convert=_logs_pb,
-                timeout=context.time_remaining(),
-                lines=req.lines,
-                token=req.token,
-            )
-            async for page in pages:
-                yield page
-        except CallFailed as e:
-            await abort(context, e)
+    CreateTask = rpc(_CreateTask)
+    """Start a job; answer its resource_meta (a serialized CreateTaskResponse)."""
+    GetTask = rpc(_GetTask)
+    """Poll a job (the hot path); answers a serialized GetTaskResponse."""
+    DeleteTask = rpc(_DeleteTask)
+    """Cancel a job (answers a serialized, empty DeleteTaskResponse)."""
+    GetTaskMetrics = rpc(_GetTaskMetrics)
+    """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""
+    GetTaskLogs = stream_rpc(_GetTaskLogs)
+    """Stream the connector's log pages (UNIMPLEMENTED when it has no get_logs)."""
+
+
+def _deleted(_: None) -> bytes:
+    return _DELETED
 
 
 class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ignore[misc]
@@ -197,27 +174,6 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
 
     def __init__(self, dispatcher: Dispatcher | None = None) -> None:
         self._d = dispatcher or direct.attach(self)  # none: called directly, on the default registry (direct.py)
-
-    async def ExecuteTaskSync(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        """Run a sync connector's ``do``; reply with exactly one header message carrying the Resource (serialized)."""
-        try:
-            raw_header, inputs = await self._read_request(request_iterator, context)
-            header = parse(_CreateRequestHeader, raw_header)
-            template = _template(header.template)
-            reply = await self._d.do(
-                (template.type, template.task_type_version),
-                template,
-                header.output_prefix,
-                LiteralMap.from_bytes(inputs),
-                convert=replies.execute_task_sync,
-                timeout=context.time_remaining(),
-                input_bytes=len(inputs),
-                task_execution_metadata=TaskExecutionMetadata.from_bytes(header.task_execution_metadata),
-            )
-        except CallFailed as e:
-            await abort(context, e)
-            return
-        yield reply
 
     async def _read_request(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> tuple[bytes, bytes]:
         """Read the header and the inputs, as bytes; misuse is INVALID_ARGUMENT (never a hang: reads are bounded)."""
@@ -268,6 +224,24 @@ class SyncConnectorService(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ig
         inputs: bytes = second.inputs
         return header, inputs
 
+    def _ExecuteTaskSync(self, parts: tuple[bytes, bytes], context: grpc.aio.ServicerContext) -> Awaitable[bytes]:
+        raw_header, inputs = parts
+        header = parse(_CreateRequestHeader, raw_header)
+        template, key = template_of(header.template)
+        return self._d.do(
+            key,
+            template,
+            header.output_prefix,
+            LiteralMap.from_bytes(inputs),
+            convert=replies.execute_task_sync,
+            timeout=context.time_remaining(),
+            input_bytes=len(inputs),
+            task_execution_metadata=TaskExecutionMetadata.from_bytes(header.task_execution_metadata),
+        )
+
+    ExecuteTaskSync = client_stream_rpc(_read_request, _ExecuteTaskSync)
+    """Run a sync connector's ``do``; reply with exactly one header message carrying the Resource (serialized)."""
+
 
 class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # type: ignore[misc]
     """``flyteidl.service.AgentMetadataService``: ListAgents and GetAgent."""
@@ -278,14 +252,12 @@ class ConnectorMetadataService(agent_pb2_grpc.AgentMetadataServiceServicer):  # 
             lambda infos: agent_pb2.ListAgentsResponse(agents=[info.to_flyte_idl() for info in infos])
         )
 
-    async def GetAgent(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetAgentResponse:
-        """One connector's metadata; unknown name → NOT_FOUND."""
-        try:
-            req = parse(agent_pb2.GetAgentRequest, request)
-            info = self._d.get_connector(req.name)
-        except CallFailed as e:
-            return await abort(context, e)
-        return agent_pb2.GetAgentResponse(agent=info.to_flyte_idl())
+    async def _GetAgent(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.GetAgentResponse:
+        req = parse(agent_pb2.GetAgentRequest, request)
+        return agent_pb2.GetAgentResponse(agent=self._d.get_connector(req.name).to_flyte_idl())
+
+    GetAgent = rpc(_GetAgent)
+    """One connector's metadata; unknown name → NOT_FOUND."""
 
     async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> agent_pb2.ListAgentsResponse:
         """Every served connector, with its task types, categories and is_sync (what Propeller routes by)."""

@@ -1,7 +1,8 @@
 """Flyte 2 wire adapter: ``flyteidl2.connector.{AsyncConnectorService, ConnectorMetadataService}``.
 
-Same job as the Flyte 1 adapter (``flyteidl_v1``), same dispatcher, errors, metrics and server: protos in → SDK views
-(``v2_convert``) → ``Dispatcher`` → protos out, ``CallFailed`` → status. Flyte 2 differences handled here:
+The same shape as the Flyte 1 adapter (``flyteidl_v1``): the shared error boundary and request reading
+(``adapter``: CreateTask parsed shallowly, GetTask/DeleteTask remembered by their bytes), the same dispatcher, errors,
+metrics and reply writer. Flyte 2 differences handled here:
 
 - ``connection.secrets``/``configs`` of a request become keyword arguments of the connector method (when its
   signature accepts them, as flyte-sdk passes them) and the request's secrets are visible to
@@ -18,33 +19,35 @@ Same job as the Flyte 1 adapter (``flyteidl_v1``), same dispatcher, errors, metr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import grpc
 from flyteidl2.connector import connector_pb2
+from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from flyteconnect.connector import Phase
 from flyteconnect.errors import InvalidRequest
+from flyteconnect.models import LiteralMap, TaskExecutionMetadata
 from flyteconnect.secrets import request_secrets
 from flyteconnect.server import replies
 from flyteconnect.server import v2_convert as cv
+from flyteconnect.server.adapter import PollReader, Routed, rpc, stream_rpc, template_of
 from flyteconnect.server.dispatch import Dispatcher, Entry
 from flyteconnect.server.errors import CallFailed, to_status
 from flyteconnect.server.grpc_util import (
     SERIALIZED,
     SnapshotReply,
-    abort,
     add_services,
     parse,
     server_stream,
     unary,
 )
+from flyteconnect.server.shallow import shallow
 
 __all__ = ["ADAPTER", "AsyncConnectorService", "ConnectorMetadataService", "FlyteIdlV2"]
 
@@ -53,6 +56,12 @@ log = logging.getLogger("flyteconnect.server")
 ASYNC_SERVICE = "flyteidl2.connector.AsyncConnectorService"
 METADATA_SERVICE = "flyteidl2.connector.ConnectorMetadataService"
 _DELETED = b""  # a serialized (empty) DeleteTaskResponse
+# The twin whose nested messages stay bytes (server/shallow.py): template, inputs and metadata are wire-compatible with
+# their Flyte 1 counterparts (v2_convert's docstring), so the same views read them, parsed on first use.
+_CreateTaskRequest = shallow(connector_pb2.CreateTaskRequest)
+_CONNECTION = message_factory.GetMessageClass(
+    connector_pb2.CreateTaskRequest.DESCRIPTOR.fields_by_name["connection"].message_type
+)
 
 
 def _reparse(value: Any, cls: type[Message], accepted: tuple[str, ...]) -> Any:
@@ -78,68 +87,80 @@ def _logs_pb(value: Any) -> connector_pb2.GetTaskLogsResponse:
     return _reparse(value, connector_pb2.GetTaskLogsResponse, ("flyteidl.admin.GetTaskLogsResponse",))
 
 
-def _connection(request: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """(keyword arguments, secrets) of the request's connection; both empty when it has none (the common case).
+def _connection(connection: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """(keyword arguments, secrets) of a request's connection; both empty when it has none (the common case).
 
     A secret key that is not a plain name is the caller's error: CallFailed(INVALID_ARGUMENT) naming the key.
     """
-    if not request.HasField("connection"):
+    if connection is None:
         return {}, {}
-    conn = request.connection
     try:
-        secrets = cv.connection_secrets(conn)
+        secrets = cv.connection_secrets(connection)
     except InvalidRequest as e:
         code, details = to_status(e, operation="connection")
         log.warning("%s -> %s", details, code.name)
         raise CallFailed(code, details) from None
-    return cv.connection_kwargs(conn), secrets
+    return cv.connection_kwargs(connection), secrets
 
 
-def _secrets(secrets: dict[str, str]) -> contextlib.AbstractContextManager[None]:
-    return request_secrets(secrets) if secrets else contextlib.nullcontext()
+def _routed(cls: Any) -> Any:
+    def read(request: Any) -> Routed:
+        req = parse(cls, request)
+        cat = req.task_category
+        return (cat.name, cat.version), req.resource_meta, req.connection if req.HasField("connection") else None
+
+    return read
+
+
+async def _with_secrets(secrets: dict[str, str], call: Awaitable[Any]) -> Any:
+    """Await ``call`` with the request's secrets visible to ``flyteconnect.get_secret``."""
+    with request_secrets(secrets):
+        return await call
 
 
 class AsyncConnectorService:
     """``flyteidl2.connector.AsyncConnectorService``: CreateTask, GetTask, DeleteTask, GetTaskMetrics, GetTaskLogs."""
 
+    POLLS_REMEMBERED = PollReader.LIMIT
+
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
+        self._gets = PollReader(_routed(connector_pb2.GetTaskRequest))
+        self._polls = self._gets.memo
+        self._deletes = PollReader(_routed(connector_pb2.DeleteTaskRequest))
 
-    async def CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """Start a job (or run a sync connector to completion); answer its resource_meta (serialized reply)."""
-        try:
-            req = parse(connector_pb2.CreateTaskRequest, request)
-            template = req.template
-            key = (template.type, template.task_type_version)
-            entry = self._d.lookup(key)
-            kwargs, secrets = _connection(req)
-            args = (
-                cv.template_view(template),
-                req.output_prefix,
-                cv.inputs_view(req.inputs),
+    def _CreateTask(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[bytes]:
+        if type(request) is not bytes:  # called directly with a request proto
+            request = request.SerializeToString()
+        req = parse(_CreateTaskRequest, request)
+        template, key = template_of(req.template)
+        entry = self._d.lookup(key)
+        kwargs, secrets = _connection(_CONNECTION.FromString(req.connection) if req.connection else None)
+        inputs = req.inputs
+        metadata = TaskExecutionMetadata.from_bytes(req.task_execution_metadata)
+        args = (template, req.output_prefix, LiteralMap.from_bytes(inputs))
+        call: Awaitable[bytes]
+        if entry.connector.is_sync:
+            call = self._run_sync(entry, key, args, metadata, len(inputs), context, kwargs)
+        else:
+            call = self._d.create(
+                key,
+                *args,
+                metadata,
+                convert=replies.create_task,
+                timeout=context.time_remaining(),
+                input_bytes=len(inputs),
+                **kwargs,
             )
-            with _secrets(secrets):
-                if entry.connector.is_sync:
-                    meta = await self._run_sync(entry, key, args, req, context, kwargs)
-                else:
-                    meta = await self._d.create(
-                        key,
-                        *args,
-                        cv.metadata_view(req.task_execution_metadata),
-                        timeout=context.time_remaining(),
-                        input_bytes=req.inputs.ByteSize(),
-                        **kwargs,
-                    )
-        except CallFailed as e:
-            return await abort(context, e)
-        return replies.create_task(meta)
+        return _with_secrets(secrets, call) if secrets else call
 
     async def _run_sync(
         self,
         entry: Entry,
         key: tuple[str, int],
         args: tuple[Any, ...],
-        req: Any,
+        metadata: TaskExecutionMetadata,
+        input_bytes: int,
         context: grpc.aio.ServicerContext,
         kwargs: dict[str, Any],
     ) -> bytes:
@@ -148,14 +169,15 @@ class AsyncConnectorService:
             *args,
             convert=cv.resource_to_v2,
             timeout=context.time_remaining(),
-            input_bytes=req.inputs.ByteSize(),
-            task_execution_metadata=cv.metadata_view(req.task_execution_metadata),
+            input_bytes=input_bytes,
+            task_execution_metadata=metadata,
             **kwargs,
         )
         try:
-            return cv.encode_envelope(resource)
+            envelope = cv.encode_envelope(resource)
         except cv.EnvelopeTooLarge as e:
-            return await self._spill(entry, resource, req.output_prefix, e)
+            envelope = await self._spill(entry, resource, args[1], e)
+        return replies.create_task(envelope)
 
     async def _spill(
         self, entry: Entry, resource: connector_pb2.Resource, output_prefix: str, error: cv.EnvelopeTooLarge
@@ -187,30 +209,22 @@ class AsyncConnectorService:
         )
         return cv.encode_envelope(failed)
 
-    async def GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """Poll a job (the hot path; a serialized reply); a sync connector's result is read back from the envelope."""
-        try:
-            req = parse(connector_pb2.GetTaskRequest, request)
-            cat = req.task_category
-            key = (cat.name, cat.version)
-            entry = self._d.lookup(key)
-            if entry.connector.is_sync:
-                reply = connector_pb2.GetTaskResponse(resource=self._from_envelope(entry, req.resource_meta))
-                data: bytes = reply.SerializeToString()
-                return data
-            if req.HasField("connection"):
-                kwargs, secrets = _connection(req)
-                with _secrets(secrets):
-                    return await self._d.get(
-                        key, req.resource_meta, convert=replies.get_task_v2, timeout=context.time_remaining(), **kwargs
-                    )
-            return await self._d.get(
-                key, req.resource_meta, convert=replies.get_task_v2, timeout=context.time_remaining()
-            )
-        except CallFailed as e:
-            return await abort(context, e)
+    def _GetTask(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[bytes]:
+        found = self._polls.get(request) if type(request) is bytes else None  # PollReader.read's hit, without a call
+        if found is None:
+            found = self._gets.read(request, self.POLLS_REMEMBERED)
+        key, resource_meta, connection = found
+        entry = self._d.lookup(key)
+        if entry.connector.is_sync:
+            return self._from_envelope(entry, resource_meta)
+        if connection is None:
+            return self._d.get(key, resource_meta, convert=replies.get_task_v2, timeout=context.time_remaining())
+        kwargs, secrets = _connection(connection)
+        call = self._d.get(key, resource_meta, convert=replies.get_task_v2, timeout=context.time_remaining(), **kwargs)
+        return _with_secrets(secrets, call) if secrets else call
 
-    def _from_envelope(self, entry: Entry, data: bytes) -> connector_pb2.Resource:
+    async def _from_envelope(self, entry: Entry, data: bytes) -> bytes:
+        """A sync connector's GetTask: its Resource read back from the envelope its CreateTask answered."""
         op = entry.ops["get"]
         start = time.perf_counter()
         try:
@@ -223,61 +237,61 @@ class AsyncConnectorService:
         finally:
             op.latency.observe(time.perf_counter() - start)
         op.success.inc()
-        return resource
+        reply: bytes = connector_pb2.GetTaskResponse(resource=resource).SerializeToString()
+        return reply
 
-    async def DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """Cancel a job; a no-op for a sync connector (its task finished inside CreateTask)."""
-        try:
-            req = parse(connector_pb2.DeleteTaskRequest, request)
-            cat = req.task_category
-            key = (cat.name, cat.version)
-            entry = self._d.lookup(key)
-            if entry.connector.is_sync:
-                entry.ops["delete"].success.inc()
-                return _DELETED
-            kwargs, secrets = _connection(req)
-            with _secrets(secrets):
-                await self._d.delete(key, req.resource_meta, timeout=context.time_remaining(), **kwargs)
-        except CallFailed as e:
-            return await abort(context, e)
-        return _DELETED
+    def _DeleteTask(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[bytes]:
+        key, resource_meta, connection = self._deletes.read(request, self.POLLS_REMEMBERED)
+        entry = self._d.lookup(key)
+        if entry.connector.is_sync:
+            entry.ops["delete"].success.inc()
+            return _done(_DELETED)
+        kwargs, secrets = _connection(connection)
+        call = self._d.delete(key, resource_meta, convert=_deleted, timeout=context.time_remaining(), **kwargs)
+        return _with_secrets(secrets, call) if secrets else call
 
-    async def GetTaskMetrics(
-        self, request: Any, context: grpc.aio.ServicerContext
-    ) -> connector_pb2.GetTaskMetricsResponse:
-        """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""
-        try:
-            req = parse(connector_pb2.GetTaskMetricsRequest, request)
-            result: connector_pb2.GetTaskMetricsResponse = await self._d.get_metrics(
-                cv.category_of(req),
-                req.resource_meta,
-                convert=_metrics_pb,
-                timeout=context.time_remaining(),
-                queries=list(req.queries),
-                start_time=req.start_time,
-                end_time=req.end_time,
-                step=req.step,
-            )
-            return result
-        except CallFailed as e:
-            return await abort(context, e)
+    def _GetTaskMetrics(self, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[Any]:
+        req = parse(connector_pb2.GetTaskMetricsRequest, request)
+        return self._d.get_metrics(
+            cv.category_of(req),
+            req.resource_meta,
+            convert=_metrics_pb,
+            timeout=context.time_remaining(),
+            queries=list(req.queries),
+            start_time=req.start_time,
+            end_time=req.end_time,
+            step=req.step,
+        )
 
-    async def GetTaskLogs(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        """Stream every log page the connector produces (UNIMPLEMENTED when it has no get_logs)."""
-        try:
-            req = parse(connector_pb2.GetTaskLogsRequest, request)
-            pages = self._d.get_logs(
-                cv.category_of(req),
-                req.resource_meta,
-                convert=_logs_pb,
-                timeout=context.time_remaining(),
-                lines=req.lines,
-                token=req.token,
-            )
-            async for page in pages:
-                yield page
-        except CallFailed as e:
-            await abort(context, e)
+    def _GetTaskLogs(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        req = parse(connector_pb2.GetTaskLogsRequest, request)
+        return self._d.get_logs(
+            cv.category_of(req),
+            req.resource_meta,
+            convert=_logs_pb,
+            timeout=context.time_remaining(),
+            lines=req.lines,
+            token=req.token,
+        )
+
+    CreateTask = rpc(_CreateTask)
+    """Start a job (or run a sync connector to completion); answer its resource_meta (serialized reply)."""
+    GetTask = rpc(_GetTask)
+    """Poll a job (the hot path; a serialized reply); a sync connector's result is read back from the envelope."""
+    DeleteTask = rpc(_DeleteTask)
+    """Cancel a job; a no-op for a sync connector (its task finished inside CreateTask)."""
+    GetTaskMetrics = rpc(_GetTaskMetrics)
+    """The connector's metrics for a job (UNIMPLEMENTED when it has no get_metrics)."""
+    GetTaskLogs = stream_rpc(_GetTaskLogs)
+    """Stream every log page the connector produces (UNIMPLEMENTED when it has no get_logs)."""
+
+
+def _deleted(_: None) -> bytes:
+    return _DELETED
+
+
+async def _done(value: bytes) -> bytes:
+    return value
 
 
 class ConnectorMetadataService:
@@ -291,14 +305,15 @@ class ConnectorMetadataService:
             )
         )
 
-    async def GetConnector(self, request: Any, context: grpc.aio.ServicerContext) -> connector_pb2.GetConnectorResponse:
-        """One connector's metadata; unknown name → NOT_FOUND."""
-        try:
-            req = parse(connector_pb2.GetConnectorRequest, request)
-            info = self._d.get_connector(req.name)
-        except CallFailed as e:
-            return await abort(context, e)
+    async def _GetConnector(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> connector_pb2.GetConnectorResponse:
+        req = parse(connector_pb2.GetConnectorRequest, request)
+        info = self._d.get_connector(req.name)
         return connector_pb2.GetConnectorResponse(connector=cv.connector_to_v2(info.name, info.categories))
+
+    GetConnector = rpc(_GetConnector)
+    """One connector's metadata; unknown name → NOT_FOUND."""
 
     async def ListConnectors(
         self, request: Any, context: grpc.aio.ServicerContext

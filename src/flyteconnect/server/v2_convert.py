@@ -35,9 +35,9 @@ from flyteidl2.core import tasks_pb2 as tasks_v2
 from flyteidl2.task import common_pb2
 
 from flyteconnect.connector import Resource, TaskCategory
+from flyteconnect.encoding import resource_v2
 from flyteconnect.errors import InvalidRequest
 from flyteconnect.models import LiteralMap, TaskExecutionMetadata, TaskTemplate
-from flyteconnect.redaction import redact
 from flyteconnect.secrets import check_secret_names
 
 __all__ = [
@@ -182,38 +182,15 @@ def outputs_to_v2(outputs: Any) -> common_pb2.Outputs:
     """Resource outputs (dict, LiteralMap view or proto, or Flyte 2 ``Outputs``) as ``flyteidl2.task.Outputs``."""
     if isinstance(outputs, common_pb2.Outputs):
         return outputs
-    from flyteconnect.literals import to_literal_map_proto
+    from flyteconnect.literals import to_literal_map_bytes
 
-    lm = to_literal_map_proto(outputs)
-    return common_pb2.Outputs.FromString(lm.SerializeToString())
+    return common_pb2.Outputs.FromString(to_literal_map_bytes(outputs))
 
 
-def resource_to_v2(resource: Resource, into: connector_pb2.Resource | None = None) -> connector_pb2.Resource:
-    """Our ``Resource`` as a ``flyteidl2.connector.Resource`` (no ``state``/``agent_error``: Flyte 2 dropped them).
-
-    ``into`` (an empty Resource, e.g. a reply's field) is filled in place instead of a new message.
-    """
-    pb = connector_pb2.Resource() if into is None else into
-    pb.phase = int(resource.phase) if resource.phase is not None else 0  # type: ignore[assignment]
-    if resource.message:
-        pb.message = redact(resource.message)
-    if resource.log_links:
-        pb.log_links.extend(log_links_to_v2(resource.log_links))
-    outputs = resource.outputs
-    if outputs is not None:
-        pb.outputs.SetInParent()  # empty outputs are still present
-        if isinstance(outputs, common_pb2.Outputs):
-            pb.outputs.CopyFrom(outputs)
-        else:
-            from flyteconnect.literals import to_literal_map_proto
-
-            # A LiteralMap's map entries are wire-compatible with Outputs' named literals.
-            pb.outputs.MergeFromString(to_literal_map_proto(outputs).SerializeToString())
-    if resource.custom_info:
-        custom_info = resource.custom_info_to_flyte_idl()
-        if custom_info is not None:
-            pb.custom_info.CopyFrom(custom_info)
-    return pb
+def resource_to_v2(resource: Resource) -> connector_pb2.Resource:
+    """Our ``Resource`` as a ``flyteidl2.connector.Resource`` (no ``state``/``agent_error``: Flyte 2 dropped them),
+    parsed from the one encoder's bytes (``flyteconnect.encoding``)."""
+    return connector_pb2.Resource.FromString(resource_v2(resource))
 
 
 def resource_from_v2(pb: connector_pb2.Resource) -> Resource:

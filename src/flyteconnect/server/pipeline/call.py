@@ -17,10 +17,11 @@ __all__ = ["Call"]
 class Call:
     """One request's call of one connector operation (built by the dispatcher; policies read it and note on it).
 
-    Identity: ``operation``, ``entry`` (the connector), ``task_category``, ``resource_meta`` (the request's bytes,
-    None for create/do), ``task_execution_id`` (create/do). Time: ``start`` (``time.monotonic()``), ``timeout`` (the
-    caller's remaining seconds), ``bound`` and ``deadline`` (the pipeline's deadline stage). Result: ``outcome`` is the
-    connector's own result once it answered (a ``Resource`` for get/do, the ``ResourceMeta`` for create).
+    Identity: ``operation``, ``entry`` (the connector), ``task_category``, ``resource_meta`` (the request's bytes;
+    for create None until the connector answered, then the created job's encoded resource_meta; None for do),
+    ``task_execution_id`` (create/do). Time: ``start`` (``time.monotonic()``), ``timeout`` (the caller's remaining
+    seconds), ``bound`` and ``deadline`` (the pipeline's deadline stage). Result: ``outcome`` is the connector's own
+    result once it answered (a ``Resource`` for get/do, the ``ResourceMeta`` for create).
     """
 
     __slots__ = ("bound", "convert", "kwargs", "notes", "outcome", "pipeline", "resource_meta", "start", "timeout")

@@ -35,8 +35,10 @@ class CallbackCreate(Policy):
             reply = await proceed(call)
         finally:
             end_callback_scope(token)
-        if scope.job_id is not None:
-            await self.server.inbox.link(scope.job_id, reply)
+        # The job's encoded resource_meta: the reply itself without an adapter's convert, else what the pipeline kept.
+        resource_meta = reply if call.convert is None else call.resource_meta
+        if scope.job_id is not None and resource_meta is not None:
+            await self.server.inbox.link(scope.job_id, resource_meta)
         return reply
 
 

@@ -82,7 +82,7 @@ class IdempotentCreate(Policy):
             created = found[len(DONE) :] if found.startswith(DONE) else await self._wait(call, store, key)
             if created is not None:
                 self.counts.saved["idempotent"].value += 1
-                # The reply of a create is its encoded resource_meta (no convert): the recorded bytes are it.
+                # The recorded bytes are the encoded resource_meta; the adapter's convert makes them its reply.
                 return created if call.convert is None else call.answer(call.entry.decode(created))
             # The claim vanished (its create failed or its owner died): claim it ourselves.
 
@@ -96,7 +96,12 @@ class IdempotentCreate(Policy):
             except BaseException:
                 await asyncio.shield(store.delete(key))  # the retry must be free to create
                 raise
-            await store.set(key, DONE + reply, self.ttl)
+            # The encoded resource_meta, not the reply: the adapter's convert (its reply message) may differ per call.
+            resource_meta = reply if call.convert is None else call.resource_meta
+            if resource_meta is not None:
+                await store.set(key, DONE + resource_meta, self.ttl)
+            else:  # answered by a policy inside this one: nothing of the connector's to record
+                await asyncio.shield(store.delete(key))
             return reply
         finally:
             self.creating.discard(key)

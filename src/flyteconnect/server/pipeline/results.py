@@ -33,7 +33,7 @@ def _encode_meta(entry: Entry, operation: str, convert: Any, meta: Any) -> bytes
         raise ConnectorBug(f"{entry.name}: resource_meta {type(meta).__name__} failed to encode: {e}") from e
     if not isinstance(data, bytes):
         raise ConnectorBug(f"{entry.name}: {type(meta).__name__}.encode() returned {type(data).__name__}, not bytes")
-    return data
+    return data if convert is None else convert(data)
 
 
 def _resource(entry: Entry, method: str, convert: Callable[[Resource], Any] | None, result: Any) -> Any:
@@ -72,8 +72,9 @@ def converted(entry: Entry, method: str, convert: Callable[[Any], Any] | None, r
         raise ConnectorBug(f"{entry.name}.{method}() returned an unusable {type(result).__name__}: {e}") from e
 
 
-def _nothing(entry: Entry, method: str, convert: Any, result: Any) -> None:
-    return None
+def _nothing(entry: Entry, method: str, convert: Any, result: Any) -> Any:
+    """delete: whatever the connector returned means done; the reply is ``convert(None)``."""
+    return None if convert is None else convert(None)
 
 
 CHECKS: dict[str, Check] = {

@@ -268,8 +268,12 @@ class Pipeline:
             exit_(call, error)
 
     def finish(self, call: Call, result: Any) -> Any:
-        """Record the connector's ``result`` as ``call.outcome``, then check and convert it."""
+        """Record the connector's ``result`` as ``call.outcome`` (and, for create, its encoded resource_meta as
+        ``call.resource_meta``), then check and convert it."""
         call.outcome = result
+        if self.operation == "create":
+            call.resource_meta = data = self._check(self.entry, "create", None, result)
+            return data if call.convert is None else call.convert(data)
         return self._check(self.entry, self.operation, call.convert, result)
 
     def check(self, call: Call, result: Any) -> Any:
