@@ -82,8 +82,9 @@ class IdempotentCreate(Policy):
             created = found[len(DONE) :] if found.startswith(DONE) else await self._wait(call, store, key)
             if created is not None:
                 self.counts.saved["idempotent"].value += 1
-                # The recorded bytes are the encoded resource_meta; the adapter's convert makes them its reply.
-                return created if call.convert is None else call.answer(call.entry.decode(created))
+                # The recorded bytes are the encoded resource_meta the connector gave (checked then): the adapter's
+                # convert makes them its reply without decoding and encoding them again (16k instructions).
+                return created if call.convert is None else call.convert(created)
             # The claim vanished (its create failed or its owner died): claim it ourselves.
 
     async def _create(self, call: Call, proceed: Proceed, store: StateStore, key: str) -> Any:
