@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
 from flyteidl.core import identifier_pb2, interface_pb2, literals_pb2, tasks_pb2
 
 from flyteconnect.connector import TaskCategory
+
+if TYPE_CHECKING:
+    from flyteconnect.local.backend import Job
 
 __all__ = ["PreparedTask", "execution_metadata", "prepare_task"]
 
@@ -33,6 +36,19 @@ class PreparedTask:
     def declares_outputs(self) -> bool:
         """True when the template's interface declares output variables."""
         return bool(self.template.interface.outputs.variables)
+
+    def job(self, output_prefix: str) -> Job:
+        """A local job for this task writing under ``output_prefix``, with the metadata Propeller would send."""
+        from flyteconnect.local.backend import Job
+
+        return Job(
+            task_name=self.name,
+            template=self.template,
+            inputs=self.inputs,
+            output_prefix=output_prefix,
+            execution_metadata=execution_metadata(self.template),
+            execution_id=uuid.uuid4().hex,
+        )
 
 
 def _template_of(task: Any) -> tasks_pb2.TaskTemplate:

@@ -104,22 +104,15 @@ async def run_check(
 
     ``watch(key, awaitable)`` awaits one connector call while measuring how long it blocks the event loop.
     """
-    from flyteconnect.local.backend import InProcessBackend, Job
+    from flyteconnect.local.backend import InProcessBackend
     from flyteconnect.local.outputs import default_raw_prefix, join_uri, make_output_dir
     from flyteconnect.registry import ConnectorRegistry
-    from flyteconnect.testing._task import execution_metadata, minimal_template, prepare_task
+    from flyteconnect.testing._task import minimal_template, prepare_task
 
     prepared = prepare_task(task if task is not None else minimal_template(connector.task_category), dict(inputs))
     output_prefix = join_uri(default_raw_prefix(), "c" + uuid.uuid4().hex[:19])
     make_output_dir(output_prefix)
-    job = Job(
-        task_name=prepared.name,
-        template=prepared.template,
-        inputs=prepared.inputs,
-        output_prefix=output_prefix,
-        execution_metadata=execution_metadata(prepared.template),
-        execution_id=uuid.uuid4().hex,
-    )
+    job = prepared.job(output_prefix)
     backend = InProcessBackend(ConnectorRegistry([connector]), stall_threshold=None)
     rows: list[tuple[str, str, str]] = []
     handle: Any = None

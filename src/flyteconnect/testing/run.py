@@ -19,7 +19,7 @@ from flyteconnect.local.backend import InProcessBackend, Job
 from flyteconnect.local.outputs import default_raw_prefix, join_uri, make_output_dir, read_outputs_pb
 from flyteconnect.local.sync import run_sync
 from flyteconnect.registry import ConnectorRegistry
-from flyteconnect.testing._task import PreparedTask, execution_metadata, minimal_template, prepare_task
+from flyteconnect.testing._task import PreparedTask, minimal_template, prepare_task
 from flyteconnect.testing.results import Call, TaskResult, propeller_status, python_outputs
 
 __all__ = ["arun_connector", "run_connector"]
@@ -66,14 +66,7 @@ async def arun_connector(
     if output_prefix is None:
         output_prefix = join_uri(default_raw_prefix(), "t" + uuid.uuid4().hex[:19])
         make_output_dir(output_prefix)
-    job = Job(
-        task_name=prepared.name,
-        template=prepared.template,
-        inputs=prepared.inputs,
-        output_prefix=output_prefix,
-        execution_metadata=execution_metadata(prepared.template),
-        execution_id=uuid.uuid4().hex,
-    )
+    job = prepared.job(output_prefix)
     try:
         return await _drive(
             connector, prepared, job, backend, poll_interval, max_polls, abort_after_polls, storage_options
